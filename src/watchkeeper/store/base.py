@@ -1,0 +1,137 @@
+"""The narrow interface every storage engine implements, and what crosses it.
+
+Engines append normalized Arrow batches (see ``docs/internals.md``) and answer aggregate
+queries. Metric code never sees a database driver: it receives merged aggregates
+(:class:`watchkeeper.metrics.WindowAggregate`) per time window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from watchkeeper.metrics import WindowAggregate
+
+TASKS = ("classification", "regression", "llm")
+
+
+class StoreError(Exception):
+    """Base of the errors a store raises for the API layer to translate."""
+
+    status = 500
+    code = "store_error"
+
+    def __init__(self, message: str, details: Sequence[Mapping[str, object]] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+
+
+class UnknownModelError(StoreError):
+    status = 404
+    code = "unknown_model"
+
+
+class SchemaConflictError(StoreError):
+    """A batch's feature types disagree with the model's schema."""
+
+    status = 422
+    code = "schema_conflict"
+
+
+class StoreBusyError(StoreError):
+    """The write queue is full: the client should retry after a pause."""
+
+    status = 503
+    code = "busy"
+    retry_after = 1
+
+
+class StoreClosedError(StoreError):
+    status = 503
+    code = "shutting_down"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What a committed batch did: rows stored, and rows already there (retries)."""
+
+    accepted: int
+    duplicates: int
+    unmatched: int = 0  # actuals whose event is not (yet) stored
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    event_count: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    has_reference: bool
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    task: str | None
+    created_at: datetime
+    event_count: int
+    actual_count: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    versions: list[VersionInfo] = field(default_factory=list)
+    features: dict[str, str] = field(default_factory=dict)  # name -> number|string|bool
+    segments: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WindowQuery:
+    """Which aggregates to merge: one model, a range, a window size, optional filters."""
+
+    model: str
+    start: datetime  # inclusive, UTC, naive or aware
+    end: datetime  # exclusive
+    window_seconds: int | None  # None: one window covering [start, end)
+    version: str | None = None
+    segment: tuple[str, str] | None = None
+
+
+class Store(Protocol):
+    """Append batches; answer aggregate queries. Implemented by each engine."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def ingest_events(self, model: str, batch: pa.Table, *, task: str | None = None) -> IngestResult:
+        """Store a normalized event batch; returns once it is durably committed."""
+        ...
+
+    def ingest_actuals(self, model: str, batch: pa.Table) -> IngestResult:
+        """Store ground truth joined to events by ``event_id``; durable on return."""
+        ...
+
+    def put_reference(
+        self, model: str, version: str | None, batch: pa.Table, schema: Mapping[str, str]
+    ) -> int:
+        """Replace the model's (or one version's) reference dataset; returns its row count."""
+        ...
+
+    def list_models(self) -> list[ModelInfo]: ...
+
+    def get_model(self, name: str) -> ModelInfo:
+        """Raises UnknownModelError when there is no such model."""
+        ...
+
+    def window_aggregates(self, query: WindowQuery) -> list[tuple[datetime, WindowAggregate]]:
+        """Merged aggregates per window start, for every window that has data."""
+        ...
+
+    def stats(self) -> dict[str, float]:
+        """Engine health figures (queue depth, commits, rows) for /metrics and /readyz."""
+        ...

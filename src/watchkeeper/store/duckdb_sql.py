@@ -1,0 +1,178 @@
+"""DuckDB's SQL: tables, and the statements that maintain the per-minute aggregates.
+
+Two kinds of aggregate rows, both keyed by (model, version, minute, segment key, segment value):
+
+* **operational** rows (``agg_ops``, latency/ttft bins in ``agg_bins``, prediction counts in
+  ``agg_pred``) are computed from each committed batch of new events, in the same transaction,
+  and *appended*: several partial rows for one key are simply summed when queried. Events are
+  immutable, so these rows are exact and never recomputed.
+* **label** rows (``agg_labels``, ``agg_confusion``, score bins by label) depend on ground truth,
+  which arrives late and may be corrected. A batch of actuals marks the minutes of its events
+  dirty (``dirty``, same transaction); the aggregator deletes and recomputes the label rows of
+  those minutes from events joined with actuals.
+
+The segment key ``''`` holds the totals; each event also counts once under each of its segments.
+"""
+
+from __future__ import annotations
+
+from watchkeeper.metrics.classification import LOG_LOSS_EPS
+from watchkeeper.metrics.scores import score_bin_sql
+from watchkeeper.metrics.sketch import bin_index_sql
+
+KEY_COLS = "model_id INTEGER, version VARCHAR, minute TIMESTAMP, seg_key VARCHAR, seg_value VARCHAR"
+
+DDL = f"""
+CREATE SEQUENCE IF NOT EXISTS model_ids START 1;
+CREATE TABLE IF NOT EXISTS models (
+    id INTEGER PRIMARY KEY, name VARCHAR UNIQUE NOT NULL, task VARCHAR,
+    created_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS model_features (
+    model_id INTEGER, name VARCHAR, type VARCHAR, source VARCHAR, added_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS actuals (
+    model_id INTEGER, event_id VARCHAR, label VARCHAR, label_value DOUBLE, ts TIMESTAMP,
+    received_at TIMESTAMP, event_ts TIMESTAMP);
+CREATE TABLE IF NOT EXISTS dirty (model_id INTEGER, minute TIMESTAMP);
+CREATE TABLE IF NOT EXISTS reference_sets (
+    model_id INTEGER, version VARCHAR, table_name VARCHAR, row_count BIGINT,
+    uploaded_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS agg_ops ({KEY_COLS}, n BIGINT, n_error BIGINT, latency_n BIGINT,
+    latency_sum DOUBLE, latency_max DOUBLE, llm_n BIGINT, input_tokens BIGINT,
+    output_tokens BIGINT, cost_usd DOUBLE, ttft_n BIGINT, ttft_sum DOUBLE);
+CREATE TABLE IF NOT EXISTS agg_bins ({KEY_COLS}, kind VARCHAR, bin INTEGER, n BIGINT);
+CREATE TABLE IF NOT EXISTS agg_pred ({KEY_COLS}, predicted VARCHAR, n BIGINT);
+CREATE TABLE IF NOT EXISTS agg_labels ({KEY_COLS}, n_labeled BIGINT, logloss_n BIGINT,
+    logloss_sum DOUBLE, reg_n BIGINT, abs_err_sum DOUBLE, sq_err_sum DOUBLE, ape_sum DOUBLE,
+    y_sum DOUBLE, y_sq_sum DOUBLE);
+CREATE TABLE IF NOT EXISTS agg_confusion ({KEY_COLS}, actual VARCHAR, predicted VARCHAR,
+    n BIGINT);
+"""
+
+CORE_EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "VARCHAR NOT NULL"),
+    ("ts", "TIMESTAMP NOT NULL"),
+    ("version", "VARCHAR NOT NULL"),
+    ("prediction", "VARCHAR"),
+    ("prediction_value", "DOUBLE"),
+    ("score", "DOUBLE"),
+    ("probabilities", "VARCHAR"),
+    ("latency_ms", "DOUBLE"),
+    ("is_error", "BOOLEAN NOT NULL"),
+    ("error", "VARCHAR"),
+    ("segments", "MAP(VARCHAR, VARCHAR)"),
+    ("prompt", "VARCHAR"),
+    ("response", "VARCHAR"),
+    ("input_tokens", "BIGINT"),
+    ("output_tokens", "BIGINT"),
+    ("ttft_ms", "DOUBLE"),
+    ("cost_usd", "DOUBLE"),
+)
+
+FEATURE_SQL_TYPES = {"number": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
+
+
+def ident(name: str) -> str:
+    """Quote an identifier (feature names may hold ':', '.', '-')."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def events_table(model_id: int) -> str:
+    return f"ev_{model_id}"
+
+
+def create_events_table(model_id: int) -> str:
+    cols = ", ".join(f"{name} {typ}" for name, typ in CORE_EVENT_COLUMNS)
+    return f"CREATE TABLE IF NOT EXISTS {events_table(model_id)} ({cols}, received_at TIMESTAMP)"
+
+
+def _expanded(source: str, columns: str) -> str:
+    """Rows of ``source`` once under the totals key and once per segment they carry."""
+    return f"""
+    base AS (SELECT version, CAST(date_trunc('minute', ts) AS TIMESTAMP) AS minute, segments,
+                    {columns} FROM {source}),
+    x AS (
+        SELECT version, minute, '' AS seg_key, '' AS seg_value, {columns} FROM base
+        UNION ALL
+        SELECT version, minute, kv.key, kv.value, {columns}
+        FROM (SELECT *, unnest(map_entries(segments)) AS kv FROM base)
+    )"""
+
+
+_OPS_COLS = "is_error, latency_ms, prompt, response, input_tokens, output_tokens, cost_usd, ttft_ms"
+_KEYS = "version, minute, seg_key, seg_value"
+
+
+def ops_aggregate_sql(model_id: int, source: str, with_predictions: bool) -> list[str]:
+    """Statements appending the operational aggregates of the events in ``source``."""
+    cte = "WITH " + _expanded(source, _OPS_COLS + ", prediction")
+    stmts = [
+        f"""INSERT INTO agg_ops {cte}
+        SELECT {model_id}, {_KEYS}, count(*), count(*) FILTER (WHERE is_error),
+            count(latency_ms), coalesce(sum(latency_ms), 0), max(latency_ms),
+            count(*) FILTER (WHERE prompt IS NOT NULL OR response IS NOT NULL
+                             OR input_tokens IS NOT NULL OR output_tokens IS NOT NULL),
+            coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+            coalesce(sum(cost_usd), 0), count(ttft_ms), coalesce(sum(ttft_ms), 0)
+        FROM x GROUP BY ALL""",
+        f"""INSERT INTO agg_bins {cte}
+        SELECT {model_id}, {_KEYS}, 'latency', {bin_index_sql("latency_ms")}, count(*)
+        FROM x WHERE latency_ms IS NOT NULL GROUP BY ALL""",
+        f"""INSERT INTO agg_bins {cte}
+        SELECT {model_id}, {_KEYS}, 'ttft', {bin_index_sql("ttft_ms")}, count(*)
+        FROM x WHERE ttft_ms IS NOT NULL GROUP BY ALL""",
+    ]
+    if with_predictions:
+        stmts.append(
+            f"""INSERT INTO agg_pred {cte}
+            SELECT {model_id}, {_KEYS}, prediction, count(*)
+            FROM x WHERE prediction IS NOT NULL GROUP BY ALL"""
+        )
+    return stmts
+
+
+def label_aggregate_sql(model_id: int) -> list[str]:
+    """Statements recomputing label aggregates for the minutes in temp table ``_dirty``.
+
+    Parameters: lower and upper bound of those minutes (twice: events, then actuals).
+    """
+    ev = events_table(model_id)
+    source = f"""(SELECT e.version, e.ts, e.segments, e.prediction, e.prediction_value, e.score,
+                        a.label, a.label_value
+                 FROM {ev} e JOIN actuals a ON a.event_id = e.event_id
+                 WHERE a.model_id = {model_id} AND e.ts >= $lo AND e.ts < $hi
+                   AND a.event_ts >= $lo AND a.event_ts < $hi
+                   AND CAST(date_trunc('minute', e.ts) AS TIMESTAMP) IN (SELECT minute FROM _dirty))"""
+    cte = "WITH " + _expanded(source, "prediction, prediction_value, score, label, label_value")
+    p = f"least(greatest(score, {LOG_LOSS_EPS!r}), 1 - {LOG_LOSS_EPS!r})"
+    binary = "score IS NOT NULL AND label IN ('0', '1')"
+    reg = "label_value IS NOT NULL AND prediction_value IS NOT NULL"
+    err = "abs(label_value - prediction_value)"
+    where_dirty = (
+        f"model_id = {model_id} AND minute IN (SELECT minute FROM _dirty)"
+    )
+    return [
+        f"DELETE FROM agg_labels WHERE {where_dirty}",
+        f"DELETE FROM agg_confusion WHERE {where_dirty}",
+        f"DELETE FROM agg_bins WHERE {where_dirty} AND kind IN ('score_pos', 'score_neg')",
+        f"""INSERT INTO agg_labels {cte}
+        SELECT {model_id}, {_KEYS}, count(*),
+            count(*) FILTER (WHERE {binary}),
+            coalesce(sum(-(CASE WHEN label = '1' THEN ln({p}) ELSE ln(1 - {p}) END))
+                FILTER (WHERE {binary}), 0),
+            count(*) FILTER (WHERE {reg}),
+            coalesce(sum({err}) FILTER (WHERE {reg}), 0),
+            coalesce(sum({err} * {err}) FILTER (WHERE {reg}), 0),
+            coalesce(sum({err} / greatest(abs(label_value), 2.220446049250313e-16))
+                FILTER (WHERE {reg}), 0),
+            coalesce(sum(label_value) FILTER (WHERE {reg}), 0),
+            coalesce(sum(label_value * label_value) FILTER (WHERE {reg}), 0)
+        FROM x GROUP BY ALL""",
+        f"""INSERT INTO agg_confusion {cte}
+        SELECT {model_id}, {_KEYS}, label, prediction, count(*)
+        FROM x WHERE prediction IS NOT NULL GROUP BY ALL""",
+        f"""INSERT INTO agg_bins {cte}
+        SELECT {model_id}, {_KEYS},
+            CASE WHEN label = '1' THEN 'score_pos' ELSE 'score_neg' END,
+            {score_bin_sql("score")}, count(*)
+        FROM x WHERE {binary} GROUP BY ALL""",
+    ]

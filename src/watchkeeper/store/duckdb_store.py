@@ -1,0 +1,621 @@
+"""The embedded engine: one DuckDB file, one writer thread with group commit, many readers.
+
+Writes (event batches, actuals, references, aggregate upkeep) go through a bounded queue to a
+single writer thread. The writer takes every request waiting in the queue (up to a row budget)
+and commits them in **one transaction**, then answers each: a request is acknowledged only
+after the commit that holds it (DuckDB syncs its write-ahead log on commit), and many small
+requests share one commit. Readers use their own cursor per thread and never wait on the writer
+(DuckDB's MVCC gives them a consistent snapshot).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from watchkeeper.metrics import WindowAggregate
+from watchkeeper.store import duckdb_sql as sql
+from watchkeeper.store.base import (
+    IngestResult,
+    ModelInfo,
+    SchemaConflictError,
+    StoreBusyError,
+    StoreClosedError,
+    StoreError,
+    UnknownModelError,
+    WindowQuery,
+)
+from watchkeeper.store.duckdb_reads import Reads
+
+log = logging.getLogger("watchkeeper.store")
+
+FEATURE_PREFIX = "feature:"
+DB_FILE = "watchkeeper.duckdb"
+_MINUTE = timedelta(minutes=1)
+_ARROW_KINDS = {"number": pa.float64(), "string": pa.string(), "bool": pa.bool_()}
+
+
+def feature_kind(typ: pa.DataType) -> str | None:
+    if pa.types.is_floating(typ) or pa.types.is_integer(typ):
+        return "number"
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return "string"
+    if pa.types.is_boolean(typ):
+        return "bool"
+    return None
+
+
+@dataclass
+class _Model:
+    id: int
+    name: str
+    task: str | None
+    features: dict[str, str] = field(default_factory=dict)
+    has_orphans: bool = False
+
+
+@dataclass
+class _Op:
+    fn: Callable[[], Any]
+    rows: int
+    future: Future[Any] = field(default_factory=Future)
+    ddl: Callable[[], None] | None = None
+
+
+def _naive_utc(table: pa.Table, column: str) -> pa.Table:
+    idx = table.schema.get_field_index(column)
+    col = table.column(idx)
+    if getattr(col.type, "tz", None) is not None:
+        col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
+    return table.set_column(idx, column, col)
+
+
+class DuckDBStore(Reads):
+    """The default store: a DuckDB file under the data directory."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        memory_limit: str = "2GB",
+        max_pending_rows: int = 2_000_000,
+        group_max_rows: int = 500_000,
+        aggregate_interval: float = 1.0,
+    ) -> None:
+        self.path = Path(data_dir) / DB_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._memory_limit = memory_limit
+        self._max_pending_rows = max_pending_rows
+        self._group_max_rows = group_max_rows
+        self._aggregate_interval = aggregate_interval
+        self._queue: queue.Queue[_Op | None] = queue.Queue()
+        self._pending_rows = 0
+        self._pending_lock = threading.Lock()
+        self._models: dict[str, _Model] = {}
+        self._models_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._local = threading.local()
+        self._counters: dict[str, float] = {
+            "commits": 0,
+            "committed_requests": 0,
+            "committed_rows": 0,
+            "duplicate_rows": 0,
+            "commit_seconds_total": 0.0,
+            "last_commit_seconds": 0.0,
+            "aggregations": 0,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        con = duckdb.connect(str(self.path), config={"memory_limit": self._memory_limit})
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(sql.DDL)
+        self._con = con
+        for mid, name, task in con.execute("SELECT id, name, task FROM models").fetchall():
+            model = _Model(mid, name, task)
+            for fname, ftype in con.execute(
+                "SELECT name, type FROM model_features WHERE model_id = ?", [mid]
+            ).fetchall():
+                model.features[fname] = ftype
+            orphans = con.execute(
+                "SELECT count(*) FROM actuals WHERE model_id = ? AND event_ts IS NULL", [mid]
+            ).fetchone()
+            model.has_orphans = bool(orphans and orphans[0])
+            self._models[name] = model
+        self._writer = threading.Thread(target=self._write_loop, name="wk-writer", daemon=True)
+        self._writer.start()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        if self._writer is not None:
+            self._writer.join(timeout=30)
+        if self._con is not None:
+            self._con.close()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
+        if cur is None:
+            assert self._con is not None, "store not started"
+            cur = self._con.cursor()
+            cur.execute("SET TimeZone = 'UTC'")
+            self._local.cur = cur
+        return cur
+
+    # ------------------------------------------------------------------ the writer
+    def _submit(self, fn: Callable[[], Any], rows: int, ddl: Callable[[], None] | None = None) -> Any:
+        if self._closed:
+            raise StoreClosedError("the server is shutting down; retry shortly")
+        with self._pending_lock:
+            if self._pending_rows + rows > self._max_pending_rows and self._pending_rows > 0:
+                raise StoreBusyError(
+                    f"the write queue is full ({self._pending_rows} rows waiting); retry shortly"
+                )
+            self._pending_rows += rows
+        op = _Op(fn, rows, ddl=ddl)
+        self._queue.put(op)
+        return op.future.result()
+
+    def _write_loop(self) -> None:
+        assert self._con is not None
+        last_agg = 0.0
+        while True:
+            try:
+                first = self._queue.get(timeout=self._aggregate_interval)
+            except queue.Empty:
+                first = False  # type: ignore[assignment]
+            if first is None:
+                break
+            group: list[_Op] = []
+            if first:
+                group.append(first)
+                rows = first.rows
+                while rows < self._group_max_rows:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self._queue.put(None)
+                        break
+                    group.append(nxt)
+                    rows += nxt.rows
+                self._commit_group(group)
+            now = time.monotonic()
+            if now - last_agg >= self._aggregate_interval or not group:
+                last_agg = now
+                self._aggregate_dirty()
+        self._aggregate_dirty()
+        # Fail whatever arrived after the stop marker.
+        while True:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if op is not None:
+                op.future.set_exception(StoreClosedError("the server is shutting down"))
+
+    def _commit_group(self, group: list[_Op]) -> None:
+        assert self._con is not None
+        con = self._con
+        t0 = time.perf_counter()
+        ready: list[_Op] = []
+        for op in group:  # DDL (new models, new feature columns) commits on its own first
+            try:
+                if op.ddl is not None:
+                    op.ddl()
+                ready.append(op)
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+                self._rollback()
+                self._finish(op, exc=exc)
+        results: list[Any] = []
+        try:
+            con.begin()
+            results = [op.fn() for op in ready]
+            con.commit()
+        except Exception:  # noqa: BLE001 - isolate the failing request
+            self._rollback()
+            for op in ready:
+                try:
+                    con.begin()
+                    result = op.fn()
+                    con.commit()
+                    self._finish(op, result=result)
+                except Exception as exc:  # noqa: BLE001
+                    self._rollback()
+                    log.exception("write failed") if not isinstance(exc, StoreError) else None
+                    self._finish(op, exc=exc)
+            return
+        elapsed = time.perf_counter() - t0
+        self._counters["commits"] += 1
+        self._counters["commit_seconds_total"] += elapsed
+        self._counters["last_commit_seconds"] = elapsed
+        for op, result in zip(ready, results, strict=True):
+            self._finish(op, result=result)
+
+    def _finish(self, op: _Op, *, result: Any = None, exc: BaseException | None = None) -> None:
+        with self._pending_lock:
+            self._pending_rows -= op.rows
+        if exc is not None:
+            op.future.set_exception(exc)
+            return
+        self._counters["committed_requests"] += 1
+        if isinstance(result, IngestResult):
+            self._counters["committed_rows"] += result.accepted
+            self._counters["duplicate_rows"] += result.duplicates
+        op.future.set_result(result)
+
+    def _rollback(self) -> None:
+        assert self._con is not None
+        try:
+            self._con.rollback()
+        except duckdb.Error:
+            pass
+
+    # ------------------------------------------------------------------ models
+    def _model_or_none(self, name: str) -> _Model | None:
+        with self._models_lock:
+            return self._models.get(name)
+
+    def _require(self, name: str) -> _Model:
+        model = self._model_or_none(name)
+        if model is None:
+            raise UnknownModelError(f"no model named {name!r}; send predictions to create it")
+        return model
+
+    def _ensure_model(self, name: str, task: str | None) -> _Model:
+        """Create the model (on the writer thread, inside DDL) if it does not exist."""
+        assert self._con is not None
+        model = self._model_or_none(name)
+        if model is not None:
+            return model
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        row = self._con.execute(
+            "INSERT INTO models VALUES (nextval('model_ids'), ?, ?, ?) RETURNING id",
+            [name, task, now],
+        ).fetchone()
+        assert row is not None
+        self._con.execute(sql.create_events_table(row[0]))
+        model = _Model(row[0], name, task)
+        with self._models_lock:
+            self._models[name] = model
+        return model
+
+    def _ensure_features(self, model: _Model, wanted: Mapping[str, str], source: str) -> None:
+        assert self._con is not None
+        new = {k: v for k, v in wanted.items() if k not in model.features}
+        if not new:
+            return
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        for name, kind in sorted(new.items()):
+            self._con.execute(
+                f"ALTER TABLE {sql.events_table(model.id)} ADD COLUMN IF NOT EXISTS"
+                f" {sql.ident(FEATURE_PREFIX + name)} {sql.FEATURE_SQL_TYPES[kind]}"
+            )
+            self._con.execute(
+                "INSERT INTO model_features VALUES (?, ?, ?, ?, ?)",
+                [model.id, name, kind, source, now],
+            )
+            model.features[name] = kind
+
+    @staticmethod
+    def _batch_features(batch: pa.Table) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for f in batch.schema:
+            if f.name.startswith(FEATURE_PREFIX):
+                kind = feature_kind(f.type)
+                if kind is not None:
+                    out[f.name[len(FEATURE_PREFIX) :]] = kind
+        return out
+
+    def _check_conflicts(self, model: _Model | None, batch: pa.Table) -> None:
+        if model is None:
+            return
+        details: list[dict[str, object]] = []
+        for name, kind in self._batch_features(batch).items():
+            known = model.features.get(name)
+            if known is not None and known != kind:
+                col = batch.column(FEATURE_PREFIX + name)
+                valid = pc.indices_nonzero(pc.is_valid(col))
+                row = valid[0].as_py() if len(valid) else 0
+                details.append(
+                    {
+                        "row": row,
+                        "field": f"features.{name}",
+                        "reason": f"model {model.name!r} has this feature as {known}; got {kind}",
+                    }
+                )
+        if details:
+            raise SchemaConflictError(
+                f"{len(details)} feature(s) disagree with the model's schema; nothing was stored",
+                details,
+            )
+
+    # ------------------------------------------------------------------ reads shared
+    def window_aggregates(self, query: WindowQuery) -> list[tuple[datetime, WindowAggregate]]:
+        return self._window_aggregates(self._cursor(), self._require(query.model).id, query)
+
+    def list_models(self) -> list[ModelInfo]:
+        with self._models_lock:
+            models = sorted(self._models.values(), key=lambda m: m.name)
+        return [self._model_info(self._cursor(), m.id, m.name, m.task, m.features) for m in models]
+
+    def get_model(self, name: str) -> ModelInfo:
+        m = self._require(name)
+        return self._model_info(self._cursor(), m.id, m.name, m.task, m.features)
+
+    def stats(self) -> dict[str, float]:
+        with self._pending_lock:
+            pending = float(self._pending_rows)
+        return {**self._counters, "queue_rows": pending, "queue_requests": self._queue.qsize()}
+
+    # ------------------------------------------------------------------ writes
+    def ingest_events(self, model: str, batch: pa.Table, *, task: str | None = None) -> IngestResult:
+        """Store a normalized event batch; returns after the commit that holds it."""
+        batch = _naive_utc(batch, "ts")
+        wanted = self._batch_features(batch)
+        self._check_conflicts(self._model_or_none(model), batch)
+        holder: dict[str, _Model] = {}
+
+        def ddl() -> None:
+            assert self._con is not None
+            self._con.begin()
+            m = self._ensure_model(model, task or infer_task(batch))
+            self._check_conflicts(m, batch)
+            self._ensure_features(m, wanted, "events")
+            if m.task is None or (task is not None and m.task != task):
+                m.task = task or infer_task(batch)
+                if m.task is not None:
+                    self._con.execute("UPDATE models SET task = ? WHERE id = ?", [m.task, m.id])
+            self._con.commit()
+            holder["m"] = m
+
+        return self._submit(lambda: self._insert_events(holder["m"], batch), batch.num_rows, ddl)  # type: ignore[no-any-return]
+
+    def _insert_events(self, m: _Model, batch: pa.Table) -> IngestResult:
+        assert self._con is not None
+        con = self._con
+        total = batch.num_rows
+        batch = self._conform(m, batch)
+        ev = sql.events_table(m.id)
+        lo, hi = pc.min_max(batch.column("ts")).values()
+        con.register("_batch", batch)
+        try:
+            dup = con.execute(
+                f"SELECT event_id FROM {ev} WHERE ts >= ? AND ts <= ?"
+                " AND event_id IN (SELECT event_id FROM _batch)",
+                [lo.as_py(), hi.as_py()],
+            ).fetchall()
+            if dup:
+                seen = pa.array([d[0] for d in dup], pa.string())
+                batch = batch.filter(pc.invert(pc.is_in(batch.column("event_id"), value_set=seen)))
+                con.unregister("_batch")
+                con.register("_batch", batch)
+            if batch.num_rows:
+                cols = ", ".join(sql.ident(c) for c in batch.column_names)
+                now = datetime.now(timezone.utc).replace(tzinfo=None)
+                con.execute(
+                    f"INSERT INTO {ev} ({cols}, received_at) SELECT {cols}, ? FROM _batch", [now]
+                )
+                for stmt in sql.ops_aggregate_sql(m.id, "_batch", m.task == "classification"):
+                    con.execute(stmt)
+                if m.has_orphans:
+                    self._adopt_orphans(m)
+        finally:
+            con.unregister("_batch")
+        return IngestResult(accepted=batch.num_rows, duplicates=total - batch.num_rows)
+
+    def _conform(self, m: _Model, batch: pa.Table) -> pa.Table:
+        """Cast all-null feature columns to the model's type, or drop unknown ones."""
+        for name in batch.column_names:
+            if name.startswith(FEATURE_PREFIX) and pa.types.is_null(batch.schema.field(name).type):
+                kind = m.features.get(name[len(FEATURE_PREFIX) :])
+                idx = batch.schema.get_field_index(name)
+                if kind is None:
+                    batch = batch.remove_column(idx)
+                else:
+                    batch = batch.set_column(idx, name, batch.column(idx).cast(_ARROW_KINDS[kind]))
+        return batch
+
+    def _adopt_orphans(self, m: _Model) -> None:
+        """Actuals that arrived before their events: link them now and mark their minutes."""
+        assert self._con is not None
+        con = self._con
+        con.execute(
+            "INSERT INTO dirty SELECT DISTINCT ?, CAST(date_trunc('minute', b.ts) AS TIMESTAMP)"
+            " FROM _batch b JOIN actuals a ON a.event_id = b.event_id"
+            " WHERE a.model_id = ? AND a.event_ts IS NULL",
+            [m.id, m.id],
+        )
+        con.execute(
+            "UPDATE actuals SET event_ts = b.ts FROM _batch b WHERE actuals.model_id = ?"
+            " AND actuals.event_ts IS NULL AND actuals.event_id = b.event_id",
+            [m.id],
+        )
+        left = con.execute(
+            "SELECT count(*) FROM actuals WHERE model_id = ? AND event_ts IS NULL", [m.id]
+        ).fetchone()
+        m.has_orphans = bool(left and left[0])
+
+    def ingest_actuals(self, model: str, batch: pa.Table) -> IngestResult:
+        """Store ground truth; a later label for the same event replaces the earlier one."""
+        m = self._require(model)
+        batch = _naive_utc(batch, "ts")
+        return self._submit(lambda: self._insert_actuals(m, batch), batch.num_rows)  # type: ignore[no-any-return]
+
+    def _insert_actuals(self, m: _Model, batch: pa.Table) -> IngestResult:
+        assert self._con is not None
+        con = self._con
+        ev = sql.events_table(m.id)
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        con.register("_act", batch)
+        try:
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _act2 AS
+                SELECT a.event_id, a.label, a.label_value, a.ts, e.ts AS event_ts
+                FROM (SELECT event_id, arg_max(label, rn) AS label,
+                             arg_max(label_value, rn) AS label_value, arg_max(ts, rn) AS ts
+                      FROM (SELECT *, row_number() OVER () AS rn FROM _act) GROUP BY event_id) a
+                LEFT JOIN (SELECT event_id, min(ts) AS ts FROM {ev}
+                           WHERE event_id IN (SELECT event_id FROM _act) GROUP BY event_id) e
+                ON e.event_id = a.event_id"""
+            )
+        finally:
+            con.unregister("_act")
+        con.execute(
+            "INSERT INTO dirty SELECT DISTINCT ?, CAST(date_trunc('minute', event_ts) AS TIMESTAMP)"
+            " FROM _act2 WHERE event_ts IS NOT NULL",
+            [m.id],
+        )
+        con.execute(
+            "DELETE FROM actuals WHERE model_id = ? AND event_id IN (SELECT event_id FROM _act2)",
+            [m.id],
+        )
+        con.execute(
+            "INSERT INTO actuals SELECT ?, event_id, label, label_value, ts, ?, event_ts FROM _act2",
+            [m.id, now],
+        )
+        row = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE event_ts IS NULL) FROM _act2"
+        ).fetchone()
+        con.execute("DROP TABLE _act2")
+        assert row is not None
+        if row[1]:
+            m.has_orphans = True
+        return IngestResult(accepted=row[0], duplicates=batch.num_rows - row[0], unmatched=row[1])
+
+    def put_reference(
+        self, model: str, version: str | None, batch: pa.Table, schema: Mapping[str, str]
+    ) -> int:
+        """Replace the reference set of a model (version None: for every version)."""
+        holder: dict[str, _Model] = {}
+        key = version or ""
+
+        def ddl() -> None:
+            assert self._con is not None
+            self._con.begin()
+            m = self._ensure_model(model, None)
+            conflicts = [
+                {"row": None, "field": name, "reason": f"is {m.features[name]} in the model; the reference has {kind}"}
+                for name, kind in schema.items()
+                if name in m.features and m.features[name] != kind
+            ]
+            if conflicts:
+                raise SchemaConflictError("the reference disagrees with the model's schema", conflicts)
+            self._ensure_features(m, schema, "reference")
+            self._con.commit()
+            holder["m"] = m
+
+        def fn() -> int:
+            assert self._con is not None
+            m = holder["m"]
+            con = self._con
+            old = con.execute(
+                "SELECT table_name FROM reference_sets WHERE model_id = ? AND version = ?",
+                [m.id, key],
+            ).fetchall()
+            count = con.execute(
+                "SELECT count(*) FROM reference_sets WHERE model_id = ?", [m.id]
+            ).fetchone()
+            table = f"ref_{m.id}_{(count[0] if count else 0) + 1}_{int(time.time() * 1000)}"
+            con.register("_ref", batch)
+            try:
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM _ref")
+            finally:
+                con.unregister("_ref")
+            for (name,) in old:
+                con.execute(f"DROP TABLE IF EXISTS {sql.ident(name)}")
+            con.execute(
+                "DELETE FROM reference_sets WHERE model_id = ? AND version = ?", [m.id, key]
+            )
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            con.execute(
+                "INSERT INTO reference_sets VALUES (?, ?, ?, ?, ?)",
+                [m.id, key, table, batch.num_rows, now],
+            )
+            return batch.num_rows
+
+        return self._submit(fn, batch.num_rows, ddl)  # type: ignore[no-any-return]
+
+    def refresh(self) -> None:
+        """Bring label aggregates up to date now (waits for the writer; for tests and CLI)."""
+        self._submit(self._aggregate_dirty_in_txn, 0)
+
+    def _aggregate_dirty_in_txn(self) -> None:
+        # Runs inside the group's transaction: commit it, then aggregate in our own.
+        assert self._con is not None
+        self._con.commit()
+        self._aggregate_dirty()
+        self._con.begin()
+
+    def _aggregate_dirty(self) -> None:
+        """Recompute label aggregates of every dirty minute, one model per transaction."""
+        assert self._con is not None
+        con = self._con
+        try:
+            todo = con.execute(
+                "SELECT model_id, min(minute), max(minute) FROM dirty GROUP BY model_id"
+            ).fetchall()
+        except duckdb.Error:
+            log.exception("reading dirty windows failed")
+            return
+        for mid, lo, hi in todo:
+            try:
+                con.begin()
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE _dirty AS"
+                    " SELECT DISTINCT minute FROM dirty WHERE model_id = ?",
+                    [mid],
+                )
+                params = {"lo": lo, "hi": hi + _MINUTE}
+                for stmt in sql.label_aggregate_sql(mid):
+                    con.execute(stmt, params if "$lo" in stmt else None)
+                con.execute(
+                    "DELETE FROM dirty WHERE model_id = ? AND minute IN (SELECT minute FROM _dirty)",
+                    [mid],
+                )
+                con.execute("DROP TABLE _dirty")
+                con.commit()
+                self._counters["aggregations"] += 1
+            except duckdb.Error:
+                self._rollback()
+                log.exception("recomputing label aggregates failed for model %s", mid)
+
+
+
+
+def infer_task(batch: pa.Table) -> str | None:
+    """Guess the task from a batch: scores mean classification, tokens mean LLM, and so on."""
+    def any_valid(name: str) -> bool:
+        return name in batch.column_names and batch.column(name).null_count < batch.num_rows
+
+    if any_valid("score") or any_valid("probabilities"):
+        return "classification"
+    if any(any_valid(c) for c in ("prompt", "response", "input_tokens", "output_tokens")):
+        return "llm"
+    if not any_valid("prediction"):
+        return None
+    values = batch.column("prediction_value")
+    if values.null_count == batch.num_rows:
+        return "classification"  # text labels
+    valid = pc.drop_null(values)
+    integral = pc.all(pc.equal(pc.floor(valid), valid)).as_py()
+    if integral and pc.all(pc.is_in(valid, value_set=pa.array([0.0, 1.0]))).as_py():
+        return "classification"
+    return "regression"
