@@ -149,6 +149,11 @@ class DuckDBStore(Reads):
         if self._con is not None:
             self._con.close()
 
+    def ready(self) -> bool:
+        """Accepting writes: started, not closing, writer alive, queue not full."""
+        alive = self._writer is not None and self._writer.is_alive()
+        return alive and not self._closed and self._pending_rows < self._max_pending_rows
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
         if cur is None:

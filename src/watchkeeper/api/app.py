@@ -1,0 +1,27 @@
+"""The FastAPI application: routers wired to one store and one key store."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from watchkeeper._version import __version__
+from watchkeeper.api.errors import install_error_handlers
+from watchkeeper.api.health import health_router
+from watchkeeper.api.ingest import ingest_router
+from watchkeeper.api.models import models_router
+from watchkeeper.store.base import Store
+from watchkeeper.store.keys import KeyStore
+
+
+def build_api(store: Store, keys: KeyStore) -> FastAPI:
+    """The JSON API; the server adds the dashboard and lifecycle around it."""
+    app = FastAPI(
+        title="Watchkeeper",
+        version=__version__,
+        description="Monitoring for ML models and LLM applications in production.",
+    )
+    install_error_handlers(app)
+    app.include_router(health_router(store))
+    app.include_router(ingest_router(store, keys))
+    app.include_router(models_router(store, keys))
+    return app

@@ -1,0 +1,62 @@
+"""API-key authentication: ``Authorization: Bearer``, ``X-API-Key``, or the dashboard cookie.
+
+The cookie (set by the dashboard's login page) is accepted on GET requests only, so a page
+from another site cannot make a signed-in browser write anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Request
+
+from watchkeeper.api.errors import APIError
+from watchkeeper.store.keys import KeyInfo, KeyStore
+
+COOKIE = "wk_key"
+
+
+def presented_key(request: Request) -> str | None:
+    """The key a request carries, if any."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    if request.method in ("GET", "HEAD"):
+        return request.cookies.get(COOKIE)
+    return None
+
+
+def require(keys: KeyStore, scope: str) -> Callable[[Request], KeyInfo]:
+    """A FastAPI dependency admitting keys that carry ``scope`` (or admin)."""
+
+    def dependency(request: Request) -> KeyInfo:
+        raw = presented_key(request)
+        if raw is None:
+            raise APIError(
+                401,
+                "missing_api_key",
+                "this route needs an API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        info = keys.verify(raw)
+        if info is None:
+            raise APIError(
+                401,
+                "invalid_api_key",
+                "the API key is unknown or revoked",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not info.allows(scope):
+            raise APIError(
+                403,
+                "insufficient_scope",
+                f"this route needs a key with scope '{scope}' (or 'admin'); yours is '{info.scope}'",
+            )
+        return info
+
+    return dependency

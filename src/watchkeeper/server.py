@@ -1,0 +1,154 @@
+"""Wiring: the store, the key store, the API and the dashboard in one ASGI app, served by uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+from fastapi import FastAPI
+
+from watchkeeper.api.app import build_api
+from watchkeeper.store.duckdb_store import DuckDBStore
+from watchkeeper.store.keys import KeyStore
+
+log = logging.getLogger("watchkeeper.server")
+
+SETTINGS_KEYS = {"memory_limit", "max_pending_rows"}
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or names unknown settings."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    config_file: Path | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def load_settings(path: Path | None) -> dict[str, Any]:
+    """Read the YAML config's ``store:`` section; unknown keys are an error naming them."""
+    if path is None:
+        return {}
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    unknown_top = set(doc) - {"store"}
+    if unknown_top:
+        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown_top)}; known: ['store']")
+    store = doc.get("store") or {}
+    if not isinstance(store, dict):
+        raise ConfigError(f"{path}: 'store' must be a mapping")
+    unknown = set(store) - SETTINGS_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown store setting(s) {sorted(unknown)}; known: {sorted(SETTINGS_KEYS)}")
+    return dict(store)
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """The whole server as one ASGI app; the store opens and closes with the app's lifespan."""
+    settings = {**load_settings(config.config_file), **config.settings}
+    store = DuckDBStore(config.data_dir, **settings)
+    keys = KeyStore(config.data_dir)
+    app = build_api(store, keys)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        store.start()
+        try:
+            yield
+        finally:
+            store.close()
+
+    app.router.lifespan_context = lifespan
+    try:
+        from watchkeeper.web.routes import web_router
+    except ImportError:  # pragma: no cover - the dashboard is part of the package
+        log.warning("dashboard not available")
+    else:
+        app.include_router(web_router(keys.verify))
+    app.state.store = store
+    app.state.keys = keys
+    return app
+
+
+def _uvicorn(config: ServerConfig, app: FastAPI) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+    )
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve(config: ServerConfig) -> None:
+    """Run the server in the foreground until SIGINT or SIGTERM."""
+    _uvicorn(config, create_app(config)).run()
+
+
+class ServerHandle:
+    """A server running in a background thread (demo, tests, notebooks)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.app = create_app(config)
+        self._server = _uvicorn(config, self.app)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerHandle:
+        """Start serving; returns once the server accepts requests."""
+        self._thread = threading.Thread(target=self._server.run, name="wk-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"the server could not start on {self.url}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not start within {timeout} s")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def __enter__(self) -> ServerHandle:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

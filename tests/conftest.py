@@ -1,0 +1,47 @@
+"""Shared fixtures: a real server on a loopback port over a fresh DuckDB file per test."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from watchkeeper.server import ServerConfig, ServerHandle
+from watchkeeper.store.keys import KeyStore
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    data_dir: Path
+    handle: ServerHandle
+    admin_key: str
+    ingest_key: str
+    read_key: str
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key or self.admin_key}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    """A fresh server (own data dir, own port) with one key of each scope."""
+    keys = KeyStore(tmp_path)
+    admin, ingest, read = (keys.create(s) for s in ("admin", "ingest", "read"))
+    handle = ServerHandle(ServerConfig(data_dir=tmp_path, port=free_port()))
+    handle.start()
+    try:
+        yield RunningServer(handle.url, tmp_path, handle, admin, ingest, read)
+    finally:
+        handle.stop()
