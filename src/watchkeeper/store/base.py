@@ -108,7 +108,9 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
-    def ingest_events(self, model: str, batch: pa.Table, *, task: str | None = None) -> IngestResult:
+    def ingest_events(
+        self, model: str, batch: pa.Table, *, task: str | None = None
+    ) -> IngestResult:
         """Store a normalized event batch; returns once it is durably committed."""
         ...
 

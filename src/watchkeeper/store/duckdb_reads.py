@@ -16,6 +16,13 @@ from watchkeeper.metrics import WindowAggregate
 from watchkeeper.store.base import ModelInfo, VersionInfo, WindowQuery
 
 
+def first(cursor: duckdb.DuckDBPyConnection) -> Any:
+    """The first row of a result, consuming all of it (DuckDB 2.0 refuses further work on a
+    connection whose last result was not read to the end)."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
 def _naive(ts: datetime) -> datetime:
     if ts.tzinfo is not None:
         ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
@@ -98,7 +105,9 @@ class Reads:
             ).split()
             for name, val in zip(names, vals, strict=True):
                 fields[b][name] = float(val) if name in _FLOATS else int(val)
-        for b, actual, predicted, n in rows("actual, predicted, sum(n)", "agg_confusion", "1, 2, 3"):
+        for b, actual, predicted, n in rows(
+            "actual, predicted, sum(n)", "agg_confusion", "1, 2, 3"
+        ):
             fields[b].setdefault("confusion", {})[(actual, predicted)] = int(n)
         out = []
         for b in sorted(fields):
@@ -114,7 +123,7 @@ class Reads:
         task: str | None,
         features: dict[str, str],
     ) -> ModelInfo:
-        created = cur.execute("SELECT created_at FROM models WHERE id = ?", [model_id]).fetchone()
+        created = first(cur.execute("SELECT created_at FROM models WHERE id = ?", [model_id]))
         refs = {
             r[0]
             for r in cur.execute(
@@ -135,9 +144,7 @@ class Reads:
                 [model_id],
             ).fetchall()
         ]
-        actuals = cur.execute(
-            "SELECT count(*) FROM actuals WHERE model_id = ?", [model_id]
-        ).fetchone()
+        actuals = first(cur.execute("SELECT count(*) FROM actuals WHERE model_id = ?", [model_id]))
         segments = [
             r[0]
             for r in cur.execute(

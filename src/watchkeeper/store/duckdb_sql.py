@@ -147,9 +147,7 @@ def label_aggregate_sql(model_id: int) -> list[str]:
     binary = "score IS NOT NULL AND label IN ('0', '1')"
     reg = "label_value IS NOT NULL AND prediction_value IS NOT NULL"
     err = "abs(label_value - prediction_value)"
-    where_dirty = (
-        f"model_id = {model_id} AND minute IN (SELECT minute FROM _dirty)"
-    )
+    where_dirty = f"model_id = {model_id} AND minute IN (SELECT minute FROM _dirty)"
     return [
         f"DELETE FROM agg_labels WHERE {where_dirty}",
         f"DELETE FROM agg_confusion WHERE {where_dirty}",
@@ -176,3 +174,28 @@ def label_aggregate_sql(model_id: int) -> list[str]:
             {score_bin_sql("score")}, count(*)
         FROM x WHERE {binary} GROUP BY ALL""",
     ]
+
+
+_OPS_SUMS = (
+    "sum(n), sum(n_error), sum(latency_n), sum(latency_sum), max(latency_max), sum(llm_n),"
+    " sum(input_tokens), sum(output_tokens), sum(cost_usd), sum(ttft_n), sum(ttft_sum)"
+)
+
+
+def compact_sql(model_id: int) -> list[str]:
+    """Statements merging partial operational rows of minutes in [$lo, $hi) into one per key."""
+    rng = f"model_id = {model_id} AND minute >= $lo AND minute < $hi"
+    out = []
+    for table, select in (
+        ("agg_ops", f"model_id, {_KEYS}, {_OPS_SUMS}"),
+        ("agg_bins", f"model_id, {_KEYS}, kind, bin, sum(n)"),
+        ("agg_pred", f"model_id, {_KEYS}, predicted, sum(n)"),
+    ):
+        out += [
+            f"CREATE OR REPLACE TEMP TABLE _compact AS SELECT {select} FROM {table}"
+            f" WHERE {rng} GROUP BY ALL",
+            f"DELETE FROM {table} WHERE {rng}",
+            f"INSERT INTO {table} SELECT * FROM _compact",
+            "DROP TABLE _compact",
+        ]
+    return out

@@ -37,7 +37,7 @@ from watchkeeper.store.base import (
     UnknownModelError,
     WindowQuery,
 )
-from watchkeeper.store.duckdb_reads import Reads
+from watchkeeper.store.duckdb_reads import Reads, first
 
 log = logging.getLogger("watchkeeper.store")
 
@@ -64,6 +64,9 @@ class _Model:
     task: str | None
     features: dict[str, str] = field(default_factory=dict)
     has_orphans: bool = False
+    # Minutes that received appended (partial) operational rows since the last compaction.
+    partial_lo: datetime | None = None
+    partial_hi: datetime | None = None
 
 
 @dataclass
@@ -93,6 +96,7 @@ class DuckDBStore(Reads):
         max_pending_rows: int = 2_000_000,
         group_max_rows: int = 500_000,
         aggregate_interval: float = 1.0,
+        compact_interval: float = 30.0,
     ) -> None:
         self.path = Path(data_dir) / DB_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +104,7 @@ class DuckDBStore(Reads):
         self._max_pending_rows = max_pending_rows
         self._group_max_rows = group_max_rows
         self._aggregate_interval = aggregate_interval
+        self._compact_interval = compact_interval
         self._queue: queue.Queue[_Op | None] = queue.Queue()
         self._pending_rows = 0
         self._pending_lock = threading.Lock()
@@ -117,6 +122,7 @@ class DuckDBStore(Reads):
             "commit_seconds_total": 0.0,
             "last_commit_seconds": 0.0,
             "aggregations": 0,
+            "compactions": 0,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -131,9 +137,11 @@ class DuckDBStore(Reads):
                 "SELECT name, type FROM model_features WHERE model_id = ?", [mid]
             ).fetchall():
                 model.features[fname] = ftype
-            orphans = con.execute(
-                "SELECT count(*) FROM actuals WHERE model_id = ? AND event_ts IS NULL", [mid]
-            ).fetchone()
+            orphans = first(
+                con.execute(
+                    "SELECT count(*) FROM actuals WHERE model_id = ? AND event_ts IS NULL", [mid]
+                )
+            )
             model.has_orphans = bool(orphans and orphans[0])
             self._models[name] = model
         self._writer = threading.Thread(target=self._write_loop, name="wk-writer", daemon=True)
@@ -164,7 +172,9 @@ class DuckDBStore(Reads):
         return cur
 
     # ------------------------------------------------------------------ the writer
-    def _submit(self, fn: Callable[[], Any], rows: int, ddl: Callable[[], None] | None = None) -> Any:
+    def _submit(
+        self, fn: Callable[[], Any], rows: int, ddl: Callable[[], None] | None = None
+    ) -> Any:
         if self._closed:
             raise StoreClosedError("the server is shutting down; retry shortly")
         with self._pending_lock:
@@ -180,6 +190,7 @@ class DuckDBStore(Reads):
     def _write_loop(self) -> None:
         assert self._con is not None
         last_agg = 0.0
+        last_compact = time.monotonic()
         while True:
             try:
                 first = self._queue.get(timeout=self._aggregate_interval)
@@ -206,6 +217,9 @@ class DuckDBStore(Reads):
             if now - last_agg >= self._aggregate_interval or not group:
                 last_agg = now
                 self._aggregate_dirty()
+            if now - last_compact >= self._compact_interval:
+                last_compact = now
+                self._compact(datetime.now(timezone.utc).replace(tzinfo=None) - 2 * _MINUTE)
         self._aggregate_dirty()
         # Fail whatever arrived after the stop marker.
         while True:
@@ -235,6 +249,7 @@ class DuckDBStore(Reads):
             results = [op.fn() for op in ready]
             con.commit()
         except Exception:  # noqa: BLE001 - isolate the failing request
+            log.debug("group commit failed; retrying its requests one by one", exc_info=True)
             self._rollback()
             for op in ready:
                 try:
@@ -291,10 +306,12 @@ class DuckDBStore(Reads):
         if model is not None:
             return model
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        row = self._con.execute(
-            "INSERT INTO models VALUES (nextval('model_ids'), ?, ?, ?) RETURNING id",
-            [name, task, now],
-        ).fetchone()
+        row = first(
+            self._con.execute(
+                "INSERT INTO models VALUES (nextval('model_ids'), ?, ?, ?) RETURNING id",
+                [name, task, now],
+            )
+        )
         assert row is not None
         self._con.execute(sql.create_events_table(row[0]))
         model = _Model(row[0], name, task)
@@ -371,7 +388,9 @@ class DuckDBStore(Reads):
         return {**self._counters, "queue_rows": pending, "queue_requests": self._queue.qsize()}
 
     # ------------------------------------------------------------------ writes
-    def ingest_events(self, model: str, batch: pa.Table, *, task: str | None = None) -> IngestResult:
+    def ingest_events(
+        self, model: str, batch: pa.Table, *, task: str | None = None
+    ) -> IngestResult:
         """Store a normalized event batch; returns after the commit that holds it."""
         batch = _naive_utc(batch, "ts")
         wanted = self._batch_features(batch)
@@ -420,6 +439,10 @@ class DuckDBStore(Reads):
                 )
                 for stmt in sql.ops_aggregate_sql(m.id, "_batch", m.task == "classification"):
                     con.execute(stmt)
+                lo_m = lo.as_py().replace(second=0, microsecond=0, tzinfo=None)
+                hi_m = hi.as_py().replace(second=0, microsecond=0, tzinfo=None)
+                m.partial_lo = lo_m if m.partial_lo is None else min(m.partial_lo, lo_m)
+                m.partial_hi = hi_m if m.partial_hi is None else max(m.partial_hi, hi_m)
                 if m.has_orphans:
                     self._adopt_orphans(m)
         finally:
@@ -442,21 +465,25 @@ class DuckDBStore(Reads):
         """Actuals that arrived before their events: link them now and mark their minutes."""
         assert self._con is not None
         con = self._con
+        # Materialized first: an UPDATE ... FROM straight over the registered Arrow batch
+        # silently matched nothing in DuckDB 2.0 (seen in test_store_duckdb).
         con.execute(
-            "INSERT INTO dirty SELECT DISTINCT ?, CAST(date_trunc('minute', b.ts) AS TIMESTAMP)"
+            "CREATE OR REPLACE TEMP TABLE _adopt AS SELECT a.event_id, b.ts"
             " FROM _batch b JOIN actuals a ON a.event_id = b.event_id"
             " WHERE a.model_id = ? AND a.event_ts IS NULL",
-            [m.id, m.id],
-        )
-        con.execute(
-            "UPDATE actuals SET event_ts = b.ts FROM _batch b WHERE actuals.model_id = ?"
-            " AND actuals.event_ts IS NULL AND actuals.event_id = b.event_id",
             [m.id],
         )
-        left = con.execute(
-            "SELECT count(*) FROM actuals WHERE model_id = ? AND event_ts IS NULL", [m.id]
-        ).fetchone()
-        m.has_orphans = bool(left and left[0])
+        con.execute(
+            "INSERT INTO dirty SELECT DISTINCT ?, CAST(date_trunc('minute', ts) AS TIMESTAMP)"
+            " FROM _adopt",
+            [m.id],
+        )
+        con.execute(
+            "UPDATE actuals SET event_ts = _adopt.ts FROM _adopt WHERE actuals.model_id = ?"
+            " AND actuals.event_ts IS NULL AND actuals.event_id = _adopt.event_id",
+            [m.id],
+        )
+        con.execute("DROP TABLE _adopt")
 
     def ingest_actuals(self, model: str, batch: pa.Table) -> IngestResult:
         """Store ground truth; a later label for the same event replaces the earlier one."""
@@ -496,9 +523,9 @@ class DuckDBStore(Reads):
             "INSERT INTO actuals SELECT ?, event_id, label, label_value, ts, ?, event_ts FROM _act2",
             [m.id, now],
         )
-        row = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE event_ts IS NULL) FROM _act2"
-        ).fetchone()
+        row = first(
+            con.execute("SELECT count(*), count(*) FILTER (WHERE event_ts IS NULL) FROM _act2")
+        )
         con.execute("DROP TABLE _act2")
         assert row is not None
         if row[1]:
@@ -517,12 +544,18 @@ class DuckDBStore(Reads):
             self._con.begin()
             m = self._ensure_model(model, None)
             conflicts = [
-                {"row": None, "field": name, "reason": f"is {m.features[name]} in the model; the reference has {kind}"}
+                {
+                    "row": None,
+                    "field": name,
+                    "reason": f"is {m.features[name]} in the model; the reference has {kind}",
+                }
                 for name, kind in schema.items()
                 if name in m.features and m.features[name] != kind
             ]
             if conflicts:
-                raise SchemaConflictError("the reference disagrees with the model's schema", conflicts)
+                raise SchemaConflictError(
+                    "the reference disagrees with the model's schema", conflicts
+                )
             self._ensure_features(m, schema, "reference")
             self._con.commit()
             holder["m"] = m
@@ -535,9 +568,9 @@ class DuckDBStore(Reads):
                 "SELECT table_name FROM reference_sets WHERE model_id = ? AND version = ?",
                 [m.id, key],
             ).fetchall()
-            count = con.execute(
-                "SELECT count(*) FROM reference_sets WHERE model_id = ?", [m.id]
-            ).fetchone()
+            count = first(
+                con.execute("SELECT count(*) FROM reference_sets WHERE model_id = ?", [m.id])
+            )
             table = f"ref_{m.id}_{(count[0] if count else 0) + 1}_{int(time.time() * 1000)}"
             con.register("_ref", batch)
             try:
@@ -558,6 +591,45 @@ class DuckDBStore(Reads):
 
         return self._submit(fn, batch.num_rows, ddl)  # type: ignore[no-any-return]
 
+    def compact(self) -> None:
+        """Merge the partial aggregate rows of every closed minute now (waits for the writer)."""
+        self._submit(self._compact_in_txn, 0)
+
+    def _compact_in_txn(self) -> None:
+        assert self._con is not None
+        self._con.commit()
+        self._compact(datetime.max)
+        self._con.begin()
+
+    def _compact(self, cutoff: datetime) -> None:
+        """Merge the partial operational rows of minutes before ``cutoff`` into one per key.
+
+        Every batch appends its own aggregate rows (cheap, exact); merging them keeps the
+        aggregate tables at about one row per minute and key, so long-range queries stay fast.
+        """
+        assert self._con is not None
+        con = self._con
+        with self._models_lock:
+            models = list(self._models.values())
+        for m in models:
+            if m.partial_lo is None or m.partial_hi is None or m.partial_lo >= cutoff:
+                continue
+            lo, hi = m.partial_lo, min(m.partial_hi + _MINUTE, cutoff)
+            try:
+                con.begin()
+                for stmt in sql.compact_sql(m.id):
+                    con.execute(stmt, {"lo": lo, "hi": hi} if "$lo" in stmt else None)
+                con.commit()
+            except duckdb.Error:
+                self._rollback()
+                log.exception("compacting aggregates failed for model %s", m.name)
+                continue
+            if m.partial_hi + _MINUTE <= cutoff:
+                m.partial_lo = m.partial_hi = None
+            else:
+                m.partial_lo = cutoff.replace(second=0, microsecond=0)
+            self._counters["compactions"] += 1
+
     def refresh(self) -> None:
         """Bring label aggregates up to date now (waits for the writer; for tests and CLI)."""
         self._submit(self._aggregate_dirty_in_txn, 0)
@@ -573,6 +645,15 @@ class DuckDBStore(Reads):
         """Recompute label aggregates of every dirty minute, one model per transaction."""
         assert self._con is not None
         con = self._con
+        with self._models_lock:
+            flagged = [m for m in self._models.values() if m.has_orphans]
+        for m in flagged:  # cleared here, after commits, never inside a write transaction
+            left = first(
+                con.execute(
+                    "SELECT count(*) FROM actuals WHERE model_id = ? AND event_ts IS NULL", [m.id]
+                )
+            )
+            m.has_orphans = bool(left and left[0])
         try:
             todo = con.execute(
                 "SELECT model_id, min(minute), max(minute) FROM dirty GROUP BY model_id"
@@ -603,10 +684,9 @@ class DuckDBStore(Reads):
                 log.exception("recomputing label aggregates failed for model %s", mid)
 
 
-
-
 def infer_task(batch: pa.Table) -> str | None:
     """Guess the task from a batch: scores mean classification, tokens mean LLM, and so on."""
+
     def any_valid(name: str) -> bool:
         return name in batch.column_names and batch.column(name).null_count < batch.num_rows
 

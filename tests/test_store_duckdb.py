@@ -1,0 +1,112 @@
+"""The DuckDB store on its own: aggregates stay exact through compaction, late and early
+labels, corrections and restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+
+from watchkeeper.metrics import compute
+from watchkeeper.schema import parse_actuals, parse_events
+from watchkeeper.store.base import UnknownModelError, WindowQuery
+from watchkeeper.store.duckdb_store import DuckDBStore
+
+NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+NAMES = ["count", "accuracy", "label_coverage", "latency_p50", "latency_max", "roc_auc"]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBStore]:
+    s = DuckDBStore(tmp_path)
+    s.start()
+    yield s
+    s.close()
+
+
+def events(n: int, start: int = 0, minutes: int = 10) -> bytes:
+    return orjson.dumps([
+        {"event_id": f"e{i}", "timestamp": (NOW - timedelta(minutes=1 + i % minutes)).isoformat(),
+         "prediction": i % 2, "score": (i % 10) / 10, "latency_ms": float(i % 97 + 1),
+         "segments": {"region": "eu" if i % 3 else "us"}, "features": {"x": i}}
+        for i in range(start, start + n)
+    ])
+
+
+def actuals(ids: range, label: int | None = None) -> bytes:
+    return orjson.dumps([{"event_id": f"e{i}", "label": (i % 2) if label is None else label} for i in ids])
+
+
+def metrics(s: DuckDBStore, segment: tuple[str, str] | None = None) -> dict[str, float | None]:
+    q = WindowQuery("m", NOW - timedelta(hours=1), NOW + timedelta(minutes=1), None, segment=segment)
+    got = s.window_aggregates(q)
+    assert len(got) == 1
+    return compute(NAMES, got[0][1])
+
+
+def test_compaction_keeps_metrics_and_merges_rows(store: DuckDBStore) -> None:
+    """Twenty small batches leave partial rows; compaction merges them, metrics unchanged."""
+    for b in range(20):
+        store.ingest_events("m", parse_events(events(50, start=b * 50), "application/json"))
+    before = metrics(store), metrics(store, ("region", "eu"))
+    cur = store._cursor()
+    rows_before = cur.execute("SELECT count(*) FROM agg_ops").fetchone()
+    store.compact()
+    rows_after = cur.execute("SELECT count(*) FROM agg_ops").fetchone()
+    assert rows_before is not None and rows_after is not None
+    assert rows_after[0] < rows_before[0]
+    # 10 minutes x (totals + 2 regions) at most, since every key now has one row.
+    assert rows_after[0] <= 30
+    assert (metrics(store), metrics(store, ("region", "eu"))) == before
+
+
+def test_labels_before_events_are_joined_later(store: DuckDBStore) -> None:
+    """Actuals that arrive before their events are kept and counted once the events come."""
+    store.ingest_events("m", parse_events(events(10), "application/json"))
+    res = store.ingest_actuals("m", parse_actuals(actuals(range(100)), "application/json"))
+    assert res.unmatched == 90
+    store.ingest_events("m", parse_events(events(90, start=10), "application/json"))
+    store.refresh()
+    got = metrics(store)
+    assert got["count"] == 100 and got["label_coverage"] == 1.0 and got["accuracy"] == 1.0
+
+
+def test_corrected_label_replaces_the_first(store: DuckDBStore) -> None:
+    """A second label for the same event replaces the first; the window is recomputed."""
+    store.ingest_events("m", parse_events(events(100), "application/json"))
+    store.ingest_actuals("m", parse_actuals(actuals(range(100)), "application/json"))
+    store.refresh()
+    assert metrics(store)["accuracy"] == 1.0
+    store.ingest_actuals("m", parse_actuals(actuals(range(0, 100, 2), label=1), "application/json"))
+    store.refresh()
+    assert metrics(store)["accuracy"] == 0.5
+    assert metrics(store)["label_coverage"] == 1.0
+
+
+def test_everything_survives_a_restart(tmp_path: Path) -> None:
+    """Models, schema, events and aggregates are read back from the file after a restart."""
+    s = DuckDBStore(tmp_path)
+    s.start()
+    s.ingest_events("m", parse_events(events(100), "application/json"))
+    s.ingest_actuals("m", parse_actuals(actuals(range(100)), "application/json"))
+    s.refresh()
+    before = metrics(s)
+    s.close()
+    s2 = DuckDBStore(tmp_path)
+    s2.start()
+    try:
+        assert metrics(s2) == before
+        info = s2.get_model("m")
+        assert info.features == {"x": "number"} and info.task == "classification"
+        assert s2.ingest_events("m", parse_events(events(100), "application/json")).duplicates == 100
+    finally:
+        s2.close()
+
+
+def test_unknown_model(store: DuckDBStore) -> None:
+    """Asking for a model that does not exist raises UnknownModelError (404 in the API)."""
+    with pytest.raises(UnknownModelError):
+        store.get_model("nope")
