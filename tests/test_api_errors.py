@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-
 from tests.conftest import RunningServer
 
 GOOD = {"event_id": "a1", "prediction": 1, "score": 0.7, "latency_ms": 3.0}
@@ -21,8 +20,14 @@ def _post(server: RunningServer, body: Any, key: str | None = None, **kw: Any) -
 
 def _count(server: RunningServer, model: str = "m") -> int:
     with server.client(server.read_key) as c:
-        r = c.get(f"/api/v1/models/{model}/metrics", params={"names": "count", "window": "all",
-                  "start": (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()})
+        r = c.get(
+            f"/api/v1/models/{model}/metrics",
+            params={
+                "names": "count",
+                "window": "all",
+                "start": (datetime.now(timezone.utc) - timedelta(days=1)).isoformat(),
+            },
+        )
     return int(r.json()["metrics"]["count"][0]) if r.status_code == 200 else 0
 
 
@@ -47,8 +52,10 @@ def test_invalid_row_is_named_and_batch_rejected(
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert err["code"] == "invalid_rows"
-    assert any(d["row"] == 1 and d["field"] == field and reason_part in d["reason"].lower()
-               for d in err["details"]), err
+    assert any(
+        d["row"] == 1 and d["field"] == field and reason_part in d["reason"].lower()
+        for d in err["details"]
+    ), err
     assert _count(server) == 0
 
 
@@ -62,10 +69,17 @@ def test_nan_is_rejected(server: RunningServer) -> None:
 
 def test_malformed_json_names_the_position(server: RunningServer) -> None:
     """Malformed JSON gets 400 saying where parsing failed."""
-    r = _post(server, None, content=b'{"events": [{"prediction": 1,,}]}',
-              headers={"content-type": "application/json"})
+    r = _post(
+        server,
+        None,
+        content=b'{"events": [{"prediction": 1,,}]}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400
-    assert "line 1" in r.json()["error"]["message"].lower() or "column" in r.json()["error"]["message"].lower()
+    assert (
+        "line 1" in r.json()["error"]["message"].lower()
+        or "column" in r.json()["error"]["message"].lower()
+    )
 
 
 def test_auth_missing_wrong_and_scope(server: RunningServer) -> None:
@@ -84,7 +98,9 @@ def test_auth_missing_wrong_and_scope(server: RunningServer) -> None:
 def test_unknown_model_is_404(server: RunningServer) -> None:
     """Actuals and metrics for a model never seen get 404 with the model's name."""
     with server.client() as c:
-        r = c.post("/api/v1/models/ghost/actuals", json={"actuals": [{"event_id": "x", "label": 1}]})
+        r = c.post(
+            "/api/v1/models/ghost/actuals", json={"actuals": [{"event_id": "x", "label": 1}]}
+        )
         assert r.status_code == 404 and "ghost" in r.json()["error"]["message"]
         assert c.get("/api/v1/models/ghost/metrics").status_code == 404
         assert c.get("/api/v1/models/ghost").status_code == 404
@@ -93,8 +109,12 @@ def test_unknown_model_is_404(server: RunningServer) -> None:
 def test_oversized_batch_is_413(server: RunningServer) -> None:
     """More events than the batch limit get 413 and nothing is stored."""
     body = gzip.compress(json.dumps([{"prediction": 1}] * 100_001).encode())
-    r = _post(server, None, content=body,
-              headers={"content-type": "application/json", "content-encoding": "gzip"})
+    r = _post(
+        server,
+        None,
+        content=body,
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
     assert r.status_code == 413, r.text
     assert _count(server) == 0
 
@@ -129,8 +149,11 @@ def test_bad_query_parameters(server: RunningServer) -> None:
     """Unknown metric names, windows and segment syntax get 422 naming the parameter."""
     assert _post(server, [GOOD]).status_code == 200
     with server.client(server.read_key) as c:
-        for params, field in [({"names": "accuracy,bogus"}, "names"), ({"window": "7m"}, "window"),
-                              ({"segment": "region"}, "segment")]:
+        for params, field in [
+            ({"names": "accuracy,bogus"}, "names"),
+            ({"window": "7m"}, "window"),
+            ({"segment": "region"}, "segment"),
+        ]:
             r = c.get("/api/v1/models/m/metrics", params=params)
             assert r.status_code == 422, r.text
             assert r.json()["error"]["details"][0]["field"] == field

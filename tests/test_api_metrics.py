@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn import metrics as skm
-
 from tests.conftest import RunningServer
 from tests.helpers import wait_for
 
@@ -25,7 +24,10 @@ def _events(n: int, seed: int) -> tuple[list[dict[str, Any]], np.ndarray, np.nda
             "event_id": f"ev-{seed}-{i}",
             "timestamp": (NOW - timedelta(seconds=int(rng.integers(60, 1800)))).isoformat(),
             "version": "v1",
-            "features": {"amount": float(rng.random() * 100), "country": str(rng.choice(["de", "fr"]))},
+            "features": {
+                "amount": float(rng.random() * 100),
+                "country": str(rng.choice(["de", "fr"])),
+            },
             "prediction": int(scores[i] > 0.5),
             "score": float(scores[i]),
             "latency_ms": float(latency[i]),
@@ -62,14 +64,22 @@ def test_classification_and_latency_metrics_match_sklearn(server: RunningServer)
             r = c.post("/api/v1/models/fraud/predictions", json={"events": events[i : i + 1000]})
             assert r.status_code == 200, r.text
         labelled = 2400  # 80 % of predictions get ground truth
-        actuals = [{"event_id": e["event_id"], "label": int(y)} for e, y in zip(events, labels)]
+        actuals = [
+            {"event_id": e["event_id"], "label": int(y)}
+            for e, y in zip(events, labels, strict=True)
+        ]
         r = c.post("/api/v1/models/fraud/actuals", json={"actuals": actuals[:labelled]})
         assert r.status_code == 200, r.text
         assert r.json() == {"accepted": labelled, "unmatched": 0}
 
     names = "count,error_rate,accuracy,precision,recall,f1,roc_auc,log_loss,label_coverage"
-    got = wait_for(lambda: (m := _metrics(server, names + ",latency_p50,latency_p95,latency_p99"))
-                   and m["label_coverage"] == pytest.approx(0.8) and m)
+    got = wait_for(
+        lambda: (
+            (m := _metrics(server, names + ",latency_p50,latency_p95,latency_p99"))
+            and m["label_coverage"] == pytest.approx(0.8)
+            and m
+        )
+    )
     y, s = labels[:labelled], scores[:labelled]
     pred = (s > 0.5).astype(int)
     assert got["count"] == 3000
@@ -115,15 +125,22 @@ def test_regression_metrics_match_sklearn(server: RunningServer) -> None:
     ]
     actuals = [{"event_id": f"r{i}", "label": float(v)} for i, v in enumerate(y)]
     with server.client() as c:
-        r = c.post("/api/v1/models/eta/predictions", json={"events": events}, params={"task": "regression"})
+        r = c.post(
+            "/api/v1/models/eta/predictions", json={"events": events}, params={"task": "regression"}
+        )
         assert r.status_code == 200, r.text
         assert c.post("/api/v1/models/eta/actuals", json={"actuals": actuals}).status_code == 200
 
     def fetch() -> dict[str, Any] | None:
         with server.client(server.read_key) as c:
-            r = c.get("/api/v1/models/eta/metrics", params={
-                "names": "mae,rmse,mape,r2,label_coverage", "window": "all",
-                "start": (NOW - timedelta(hours=1)).isoformat()})
+            r = c.get(
+                "/api/v1/models/eta/metrics",
+                params={
+                    "names": "mae,rmse,mape,r2,label_coverage",
+                    "window": "all",
+                    "start": (NOW - timedelta(hours=1)).isoformat(),
+                },
+            )
         m = {k: v[0] for k, v in r.json()["metrics"].items()}
         return m if m["label_coverage"] == 1.0 else None
 
@@ -141,12 +158,20 @@ def test_windows_cover_the_range_with_nulls_for_empty_windows(server: RunningSer
     now5 = NOW.replace(minute=NOW.minute // 5 * 5)
     ts = (now5 - timedelta(minutes=12)).isoformat()
     with server.client() as c:
-        r = c.post("/api/v1/models/fraud/predictions",
-                   json=[{"timestamp": ts, "prediction": 1, "score": 0.9, "latency_ms": 10.0}])
+        r = c.post(
+            "/api/v1/models/fraud/predictions",
+            json=[{"timestamp": ts, "prediction": 1, "score": 0.9, "latency_ms": 10.0}],
+        )
         assert r.status_code == 200
-        r = c.get("/api/v1/models/fraud/metrics", params={
-            "names": "count,latency_p95", "window": "5m",
-            "start": (now5 - timedelta(minutes=30)).isoformat(), "end": now5.isoformat()})
+        r = c.get(
+            "/api/v1/models/fraud/metrics",
+            params={
+                "names": "count,latency_p95",
+                "window": "5m",
+                "start": (now5 - timedelta(minutes=30)).isoformat(),
+                "end": now5.isoformat(),
+            },
+        )
     body = r.json()
     assert len(body["windows"]) == 6
     assert sum(body["metrics"]["count"]) == 1

@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-
 from tests.conftest import free_port
 from tests.helpers import wait_for
+
 from watchkeeper.store.keys import KeyStore
 
 SERVE = (
@@ -49,14 +49,25 @@ def test_sigkill_during_ingestion_keeps_every_acknowledged_event(tmp_path: Path)
     stop = threading.Event()
 
     def writer(w: int) -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
-                          headers={"Authorization": f"Bearer {key}"}) as c:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as c:
             for b in range(10_000):
                 if stop.is_set():
                     return
                 ids = [f"w{w}-b{b}-{i}" for i in range(200)]
-                batch = [{"event_id": e, "prediction": 1, "score": 0.5, "latency_ms": 1.0,
-                          "features": {"x": float(i)}} for i, e in enumerate(ids)]
+                batch = [
+                    {
+                        "event_id": e,
+                        "prediction": 1,
+                        "score": 0.5,
+                        "latency_ms": 1.0,
+                        "features": {"x": float(i)},
+                    }
+                    for i, e in enumerate(ids)
+                ]
                 try:
                     r = c.post("/api/v1/models/crash/predictions", json=batch)
                 except httpx.HTTPError:

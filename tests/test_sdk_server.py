@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import watchkeeper
 from tests.conftest import RunningServer, free_port
 from tests.helpers import wait_for
+
+import watchkeeper
 from watchkeeper.server import ServerConfig, ServerHandle
 from watchkeeper.store.keys import KeyStore
 
@@ -15,19 +16,38 @@ from watchkeeper.store.keys import KeyStore
 def _count(url: str, key: str, model: str) -> int:
     import httpx
 
-    r = httpx.get(f"{url}/api/v1/models/{model}/metrics", headers={"Authorization": f"Bearer {key}"},
-                  params={"names": "count,label_coverage", "window": "all",
-                          "start": (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat(),
-                          "end": (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()})
+    r = httpx.get(
+        f"{url}/api/v1/models/{model}/metrics",
+        headers={"Authorization": f"Bearer {key}"},
+        params={
+            "names": "count,label_coverage",
+            "window": "all",
+            "start": (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat(),
+            "end": (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat(),
+        },
+    )
     return int(r.json()["metrics"]["count"][0]) if r.status_code == 200 else -1
 
 
 def test_sdk_logs_predictions_and_actuals(server: RunningServer, tmp_path: Path) -> None:
     """log(), track() and log_actual() through the real HTTP transport land in the metrics."""
-    mon = watchkeeper.Monitor("sdk-model", version="1.0", url=server.url,
-                              api_key=server.ingest_key, spool_dir=tmp_path / "spool")
-    ids = [mon.log(features={"a": i, "c": "x"}, prediction=i % 2, score=0.6, latency_ms=5.0,
-                   segments={"region": "eu"}) for i in range(500)]
+    mon = watchkeeper.Monitor(
+        "sdk-model",
+        version="1.0",
+        url=server.url,
+        api_key=server.ingest_key,
+        spool_dir=tmp_path / "spool",
+    )
+    ids = [
+        mon.log(
+            features={"a": i, "c": "x"},
+            prediction=i % 2,
+            score=0.6,
+            latency_ms=5.0,
+            segments={"region": "eu"},
+        )
+        for i in range(500)
+    ]
     with mon.track({"a": 1.0}) as call:
         call.prediction = 1
         call.score = 0.9
@@ -40,9 +60,11 @@ def test_sdk_logs_predictions_and_actuals(server: RunningServer, tmp_path: Path)
     import httpx
 
     def coverage() -> float:
-        r = httpx.get(f"{server.url}/api/v1/models/sdk-model/metrics",
-                      headers={"Authorization": f"Bearer {server.read_key}"},
-                      params={"names": "label_coverage,accuracy", "window": "all"})
+        r = httpx.get(
+            f"{server.url}/api/v1/models/sdk-model/metrics",
+            headers={"Authorization": f"Bearer {server.read_key}"},
+            params={"names": "label_coverage,accuracy", "window": "all"},
+        )
         m = r.json()["metrics"]
         return float(m["accuracy"][0]) if m["label_coverage"][0] == 500 / 501 else 0.0
 
@@ -57,14 +79,22 @@ def test_server_down_then_up_loses_nothing(tmp_path: Path) -> None:
     key = KeyStore(tmp_path / "data").create("admin")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    mon = watchkeeper.Monitor("outage", url=url, api_key=key, spool_dir=tmp_path / "spool",
-                              flush_interval=0.1, max_retries=1, backoff=0.05, timeout=1.0)
+    mon = watchkeeper.Monitor(
+        "outage",
+        url=url,
+        api_key=key,
+        spool_dir=tmp_path / "spool",
+        flush_interval=0.1,
+        max_retries=1,
+        backoff=0.05,
+        timeout=1.0,
+    )
     for i in range(3000):
         mon.log(prediction=1, score=0.5, latency_ms=float(i % 50), features={"i": i})
     wait_for(lambda: mon.stats()["spooled"] >= 1, timeout=20)
     handle = ServerHandle(ServerConfig(data_dir=tmp_path / "data", port=port)).start()
     try:
-        for i in range(1000):  # traffic continues after the outage
+        for _ in range(1000):  # traffic continues after the outage
             mon.log(prediction=0, score=0.2, latency_ms=1.0)
         wait_for(lambda: _count(url, key, "outage") == 4000, timeout=60)
         mon.flush(timeout=10)

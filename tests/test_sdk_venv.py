@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import RunningServer
 from tests.helpers import wait_for
 
@@ -21,8 +20,18 @@ def test_sdk_only_virtualenv_imports_and_sends(server: RunningServer, tmp_path: 
     server and none of the server's libraries can even be imported there."""
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(wheels), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
         check=True,
     )
     venv = tmp_path / "venv"
@@ -51,7 +60,9 @@ def test_sdk_only_virtualenv_imports_and_sends(server: RunningServer, tmp_path: 
 
     def counted() -> bool:
         with server.client(server.read_key) as c:
-            r = c.get("/api/v1/models/venv-model/metrics", params={"names": "count", "window": "all"})
+            r = c.get(
+                "/api/v1/models/venv-model/metrics", params={"names": "count", "window": "all"}
+            )
         return r.status_code == 200 and r.json()["metrics"]["count"][0] == 100
 
     wait_for(counted)

@@ -28,20 +28,32 @@ def store(tmp_path: Path) -> Iterator[DuckDBStore]:
 
 
 def events(n: int, start: int = 0, minutes: int = 10) -> bytes:
-    return orjson.dumps([
-        {"event_id": f"e{i}", "timestamp": (NOW - timedelta(minutes=1 + i % minutes)).isoformat(),
-         "prediction": i % 2, "score": (i % 10) / 10, "latency_ms": float(i % 97 + 1),
-         "segments": {"region": "eu" if i % 3 else "us"}, "features": {"x": i}}
-        for i in range(start, start + n)
-    ])
+    return orjson.dumps(
+        [
+            {
+                "event_id": f"e{i}",
+                "timestamp": (NOW - timedelta(minutes=1 + i % minutes)).isoformat(),
+                "prediction": i % 2,
+                "score": (i % 10) / 10,
+                "latency_ms": float(i % 97 + 1),
+                "segments": {"region": "eu" if i % 3 else "us"},
+                "features": {"x": i},
+            }
+            for i in range(start, start + n)
+        ]
+    )
 
 
 def actuals(ids: range, label: int | None = None) -> bytes:
-    return orjson.dumps([{"event_id": f"e{i}", "label": (i % 2) if label is None else label} for i in ids])
+    return orjson.dumps(
+        [{"event_id": f"e{i}", "label": (i % 2) if label is None else label} for i in ids]
+    )
 
 
 def metrics(s: DuckDBStore, segment: tuple[str, str] | None = None) -> dict[str, float | None]:
-    q = WindowQuery("m", NOW - timedelta(hours=1), NOW + timedelta(minutes=1), None, segment=segment)
+    q = WindowQuery(
+        "m", NOW - timedelta(hours=1), NOW + timedelta(minutes=1), None, segment=segment
+    )
     got = s.window_aggregates(q)
     assert len(got) == 1
     return compute(NAMES, got[0][1])
@@ -101,7 +113,9 @@ def test_everything_survives_a_restart(tmp_path: Path) -> None:
         assert metrics(s2) == before
         info = s2.get_model("m")
         assert info.features == {"x": "number"} and info.task == "classification"
-        assert s2.ingest_events("m", parse_events(events(100), "application/json")).duplicates == 100
+        assert (
+            s2.ingest_events("m", parse_events(events(100), "application/json")).duplicates == 100
+        )
     finally:
         s2.close()
 

@@ -56,7 +56,9 @@ def load_settings(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"{path}: 'store' must be a mapping")
     unknown = set(store) - SETTINGS_KEYS
     if unknown:
-        raise ConfigError(f"{path}: unknown store setting(s) {sorted(unknown)}; known: {sorted(SETTINGS_KEYS)}")
+        raise ConfigError(
+            f"{path}: unknown store setting(s) {sorted(unknown)}; known: {sorted(SETTINGS_KEYS)}"
+        )
     return dict(store)
 
 

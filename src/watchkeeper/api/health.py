@@ -25,7 +25,9 @@ def health_router(store: Store) -> APIRouter:
         """The store accepts writes (its writer is running and its queue is not full)."""
         ready = getattr(store, "ready", lambda: True)()
         if not ready:
-            return error_response(503, "not_ready", "the store is not ready", headers={"Retry-After": "1"})
+            return error_response(
+                503, "not_ready", "the store is not ready", headers={"Retry-After": "1"}
+            )
         return {"status": "ready", "version": __version__}
 
     return router

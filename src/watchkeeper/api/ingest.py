@@ -42,13 +42,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes on the wire (413)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise APIError(413, "too_large", f"the body is larger than {limit} bytes; send smaller batches")
+        raise APIError(
+            413, "too_large", f"the body is larger than {limit} bytes; send smaller batches"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise APIError(413, "too_large", f"the body is larger than {limit} bytes; send smaller batches")
+            raise APIError(
+                413, "too_large", f"the body is larger than {limit} bytes; send smaller batches"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -26,7 +26,12 @@ def _utc(ts: datetime) -> datetime:
 
 
 def bad_param(field: str, reason: str) -> APIError:
-    return APIError(422, "invalid_parameter", f"{field}: {reason}", [{"row": None, "field": field, "reason": reason}])
+    return APIError(
+        422,
+        "invalid_parameter",
+        f"{field}: {reason}",
+        [{"row": None, "field": field, "reason": reason}],
+    )
 
 
 def _detail(m: ModelInfo) -> dict[str, Any]:

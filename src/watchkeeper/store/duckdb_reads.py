@@ -78,10 +78,19 @@ class Reads:
             " sum(ttft_sum)",
             "agg_ops",
         ):
-            names = (
-                "n n_error latency_n latency_sum latency_max llm_n input_tokens"
-                " output_tokens cost_usd ttft_n ttft_sum"
-            ).split()
+            names = [
+                "n",
+                "n_error",
+                "latency_n",
+                "latency_sum",
+                "latency_max",
+                "llm_n",
+                "input_tokens",
+                "output_tokens",
+                "cost_usd",
+                "ttft_n",
+                "ttft_sum",
+            ]
             for name, val in zip(names, vals, strict=True):
                 if val is not None:
                     fields[b][name] = float(val) if name in _FLOATS else int(val)
@@ -99,10 +108,17 @@ class Reads:
             " sum(sq_err_sum), sum(ape_sum), sum(y_sum), sum(y_sq_sum)",
             "agg_labels",
         ):
-            names = (
-                "n_labeled logloss_n logloss_sum reg_n abs_err_sum sq_err_sum ape_sum y_sum"
-                " y_sq_sum"
-            ).split()
+            names = [
+                "n_labeled",
+                "logloss_n",
+                "logloss_sum",
+                "reg_n",
+                "abs_err_sum",
+                "sq_err_sum",
+                "ape_sum",
+                "y_sum",
+                "y_sq_sum",
+            ]
             for name, val in zip(names, vals, strict=True):
                 fields[b][name] = float(val) if name in _FLOATS else int(val)
         for b, actual, predicted, n in rows(

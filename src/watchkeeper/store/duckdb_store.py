@@ -10,6 +10,7 @@ requests share one commit. Readers use their own cursor per thread and never wai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -240,7 +241,7 @@ class DuckDBStore(Reads):
                 if op.ddl is not None:
                     op.ddl()
                 ready.append(op)
-            except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+            except Exception as exc:
                 self._rollback()
                 self._finish(op, exc=exc)
         results: list[Any] = []
@@ -248,7 +249,7 @@ class DuckDBStore(Reads):
             con.begin()
             results = [op.fn() for op in ready]
             con.commit()
-        except Exception:  # noqa: BLE001 - isolate the failing request
+        except Exception:
             log.debug("group commit failed; retrying its requests one by one", exc_info=True)
             self._rollback()
             for op in ready:
@@ -257,7 +258,7 @@ class DuckDBStore(Reads):
                     result = op.fn()
                     con.commit()
                     self._finish(op, result=result)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     self._rollback()
                     log.exception("write failed") if not isinstance(exc, StoreError) else None
                     self._finish(op, exc=exc)
@@ -283,10 +284,8 @@ class DuckDBStore(Reads):
 
     def _rollback(self) -> None:
         assert self._con is not None
-        try:
+        with contextlib.suppress(duckdb.Error):
             self._con.rollback()
-        except duckdb.Error:
-            pass
 
     # ------------------------------------------------------------------ models
     def _model_or_none(self, name: str) -> _Model | None:
@@ -587,7 +586,7 @@ class DuckDBStore(Reads):
                 "INSERT INTO reference_sets VALUES (?, ?, ?, ?, ?)",
                 [m.id, key, table, batch.num_rows, now],
             )
-            return batch.num_rows
+            return int(batch.num_rows)
 
         return self._submit(fn, batch.num_rows, ddl)  # type: ignore[no-any-return]
 
