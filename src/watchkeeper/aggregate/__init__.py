@@ -1,1 +1,1 @@
-
+"""Windows over the per-minute mergeable aggregates (engine-neutral)."""

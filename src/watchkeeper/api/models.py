@@ -8,15 +8,15 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
+from watchkeeper.aggregate.windows import WINDOWS, metric_series
 from watchkeeper.api.errors import APIError
 from watchkeeper.api.schemas import ERRORS, MetricSeries, ModelDetail, ModelList
-from watchkeeper.metrics import METRICS, WindowAggregate, compute
-from watchkeeper.store.base import ModelInfo, Store, WindowQuery
+from watchkeeper.metrics import METRICS
+from watchkeeper.store.base import ModelInfo, Store
 from watchkeeper.store.keys import KeyStore
 
 from .auth import require
 
-WINDOWS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400, "all": None}
 MAX_WINDOWS = 10_000
 DEFAULT_NAMES = ("count", "throughput", "error_rate", "latency_p50", "latency_p95", "latency_p99")
 
@@ -46,49 +46,6 @@ def _detail(m: ModelInfo) -> dict[str, Any]:
         "versions": [v.__dict__ for v in m.versions],
         "features": m.features,
         "segments": m.segments,
-    }
-
-
-def metric_series(
-    store: Store,
-    model: str,
-    names: list[str],
-    start: datetime,
-    end: datetime,
-    window: str,
-    version: str | None,
-    segment: tuple[str, str] | None,
-    positive_label: str | None = None,
-) -> dict[str, Any]:
-    """Merge the aggregates of each window and finish them into metric values."""
-    seconds = WINDOWS[window]
-    start = start.replace(microsecond=0)  # windows start on whole seconds
-    if seconds is not None:
-        epoch = int(start.timestamp()) // seconds * seconds
-        start = datetime.fromtimestamp(epoch, tz=timezone.utc)
-    query = WindowQuery(model, start, end, seconds, version, segment)
-    found = dict(store.window_aggregates(query))
-    if seconds is None:
-        starts = [start]
-        empty = WindowAggregate(seconds=(end - start).total_seconds())
-    else:
-        count = -(-int((end - start).total_seconds()) // seconds)
-        starts = [start + timedelta(seconds=seconds * i) for i in range(count)]
-        empty = WindowAggregate(seconds=float(seconds))
-    values: dict[str, list[float | None]] = {name: [] for name in names}
-    for when in starts:
-        got = compute(names, found.get(when, empty), positive_label)
-        for name in names:
-            values[name].append(got[name])
-    return {
-        "model": model,
-        "window": window,
-        "start": start,
-        "end": end,
-        "version": version,
-        "segment": f"{segment[0]}:{segment[1]}" if segment else None,
-        "windows": starts,
-        "metrics": values,
     }
 
 

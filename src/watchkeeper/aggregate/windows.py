@@ -1,0 +1,65 @@
+"""Time windows over the per-minute aggregates: merge each window, finish it into metrics.
+
+Engine-neutral: it asks a :class:`~watchkeeper.store.base.Store` for merged aggregates per
+window and turns them into metric values with :mod:`watchkeeper.metrics`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from watchkeeper.metrics import WindowAggregate, compute
+from watchkeeper.store.base import Store, WindowQuery
+
+WINDOWS: dict[str, int | None] = {
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "1h": 3600,
+    "1d": 86400,
+    "all": None,
+}
+
+
+def metric_series(
+    store: Store,
+    model: str,
+    names: list[str],
+    start: datetime,
+    end: datetime,
+    window: str,
+    version: str | None,
+    segment: tuple[str, str] | None,
+    positive_label: str | None = None,
+) -> dict[str, Any]:
+    """Merge the aggregates of each window and finish them into metric values."""
+    seconds = WINDOWS[window]
+    start = start.replace(microsecond=0)  # windows start on whole seconds
+    if seconds is not None:
+        epoch = int(start.timestamp()) // seconds * seconds
+        start = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    query = WindowQuery(model, start, end, seconds, version, segment)
+    found = dict(store.window_aggregates(query))
+    if seconds is None:
+        starts = [start]
+        empty = WindowAggregate(seconds=(end - start).total_seconds())
+    else:
+        count = -(-int((end - start).total_seconds()) // seconds)
+        starts = [start + timedelta(seconds=seconds * i) for i in range(count)]
+        empty = WindowAggregate(seconds=float(seconds))
+    values: dict[str, list[float | None]] = {name: [] for name in names}
+    for when in starts:
+        got = compute(names, found.get(when, empty), positive_label)
+        for name in names:
+            values[name].append(got[name])
+    return {
+        "model": model,
+        "window": window,
+        "start": start,
+        "end": end,
+        "version": version,
+        "segment": f"{segment[0]}:{segment[1]}" if segment else None,
+        "windows": starts,
+        "metrics": values,
+    }
