@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+
 from tests.conftest import RunningServer
 
 GOOD = {"event_id": "a1", "prediction": 1, "score": 0.7, "latency_ms": 3.0}

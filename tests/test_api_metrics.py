@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn import metrics as skm
+
 from tests.conftest import RunningServer
 from tests.helpers import wait_for
 
@@ -136,7 +137,7 @@ def test_regression_metrics_match_sklearn(server: RunningServer) -> None:
             r = c.get(
                 "/api/v1/models/eta/metrics",
                 params={
-                    "names": "mae,rmse,mape,r2,label_coverage",
+                    "names": "mae,rmse,mape,r2,label_coverage,accuracy",
                     "window": "all",
                     "start": (NOW - timedelta(hours=1)).isoformat(),
                 },
@@ -151,6 +152,7 @@ def test_regression_metrics_match_sklearn(server: RunningServer) -> None:
     assert got["rmse"] == pytest.approx(skm.root_mean_squared_error(y, yhat), rel=1e-9)
     assert got["mape"] == pytest.approx(skm.mean_absolute_percentage_error(y, yhat), rel=1e-9)
     assert got["r2"] == pytest.approx(skm.r2_score(y, yhat), rel=1e-7)
+    assert got["accuracy"] is None  # a regression model has no classes
 
 
 def test_windows_cover_the_range_with_nulls_for_empty_windows(server: RunningServer) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
+
 from tests.conftest import free_port
 from tests.helpers import wait_for
-
 from watchkeeper.store.keys import KeyStore
 
 SERVE = (

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import watchkeeper
 from tests.conftest import RunningServer, free_port
 from tests.helpers import wait_for
-
-import watchkeeper
 from watchkeeper.server import ServerConfig, ServerHandle
 from watchkeeper.store.keys import KeyStore
 

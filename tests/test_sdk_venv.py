@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import RunningServer
 from tests.helpers import wait_for
 

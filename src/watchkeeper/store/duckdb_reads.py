@@ -16,10 +16,10 @@ from watchkeeper.metrics import WindowAggregate
 from watchkeeper.store.base import ModelInfo, VersionInfo, WindowQuery
 
 
-def first(cursor: duckdb.DuckDBPyConnection) -> Any:
+def first(result: duckdb.DuckDBPyConnection | list[Any]) -> Any:
     """The first row of a result, consuming all of it (DuckDB 2.0 refuses further work on a
     connection whose last result was not read to the end)."""
-    rows = cursor.fetchall()
+    rows = result if isinstance(result, list) else result.fetchall()
     return rows[0] if rows else None
 
 

@@ -130,10 +130,11 @@ def ops_aggregate_sql(model_id: int, source: str, with_predictions: bool) -> lis
     return stmts
 
 
-def label_aggregate_sql(model_id: int) -> list[str]:
+def label_aggregate_sql(model_id: int, with_confusion: bool = True) -> list[str]:
     """Statements recomputing label aggregates for the minutes in temp table ``_dirty``.
 
-    Parameters: lower and upper bound of those minutes (twice: events, then actuals).
+    Parameters ``$lo``/``$hi``: bounds of those minutes. Regression models get no confusion
+    cells (every distinct number would be a class, and "accuracy" would mean nothing).
     """
     ev = events_table(model_id)
     source = f"""(SELECT e.version, e.ts, e.segments, e.prediction, e.prediction_value, e.score,
@@ -148,6 +149,11 @@ def label_aggregate_sql(model_id: int) -> list[str]:
     reg = "label_value IS NOT NULL AND prediction_value IS NOT NULL"
     err = "abs(label_value - prediction_value)"
     where_dirty = f"model_id = {model_id} AND minute IN (SELECT minute FROM _dirty)"
+    confusion = [
+        f"""INSERT INTO agg_confusion {cte}
+        SELECT {model_id}, {_KEYS}, label, prediction, count(*)
+        FROM x WHERE prediction IS NOT NULL GROUP BY ALL"""
+    ]
     return [
         f"DELETE FROM agg_labels WHERE {where_dirty}",
         f"DELETE FROM agg_confusion WHERE {where_dirty}",
@@ -165,14 +171,12 @@ def label_aggregate_sql(model_id: int) -> list[str]:
             coalesce(sum(label_value) FILTER (WHERE {reg}), 0),
             coalesce(sum(label_value * label_value) FILTER (WHERE {reg}), 0)
         FROM x GROUP BY ALL""",
-        f"""INSERT INTO agg_confusion {cte}
-        SELECT {model_id}, {_KEYS}, label, prediction, count(*)
-        FROM x WHERE prediction IS NOT NULL GROUP BY ALL""",
         f"""INSERT INTO agg_bins {cte}
         SELECT {model_id}, {_KEYS},
             CASE WHEN label = '1' THEN 'score_pos' ELSE 'score_neg' END,
             {score_bin_sql("score")}, count(*)
         FROM x WHERE {binary} GROUP BY ALL""",
+        *(confusion if with_confusion else []),
     ]
 
 

@@ -129,8 +129,8 @@ class DuckDBStore(Reads):
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         con = duckdb.connect(str(self.path), config={"memory_limit": self._memory_limit})
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(sql.DDL)
+        con.execute("SET TimeZone = 'UTC'").fetchall()
+        con.execute(sql.DDL).fetchall()
         self._con = con
         for mid, name, task in con.execute("SELECT id, name, task FROM models").fetchall():
             model = _Model(mid, name, task)
@@ -141,7 +141,7 @@ class DuckDBStore(Reads):
             orphans = first(
                 con.execute(
                     "SELECT count(*) FROM actuals WHERE model_id = ? AND event_ts IS NULL", [mid]
-                )
+                ).fetchall()
             )
             model.has_orphans = bool(orphans and orphans[0])
             self._models[name] = model
@@ -309,10 +309,10 @@ class DuckDBStore(Reads):
             self._con.execute(
                 "INSERT INTO models VALUES (nextval('model_ids'), ?, ?, ?) RETURNING id",
                 [name, task, now],
-            )
+            ).fetchall()
         )
         assert row is not None
-        self._con.execute(sql.create_events_table(row[0]))
+        self._con.execute(sql.create_events_table(row[0])).fetchall()
         model = _Model(row[0], name, task)
         with self._models_lock:
             self._models[name] = model
@@ -328,11 +328,11 @@ class DuckDBStore(Reads):
             self._con.execute(
                 f"ALTER TABLE {sql.events_table(model.id)} ADD COLUMN IF NOT EXISTS"
                 f" {sql.ident(FEATURE_PREFIX + name)} {sql.FEATURE_SQL_TYPES[kind]}"
-            )
+            ).fetchall()
             self._con.execute(
                 "INSERT INTO model_features VALUES (?, ?, ?, ?, ?)",
                 [model.id, name, kind, source, now],
-            )
+            ).fetchall()
             model.features[name] = kind
 
     @staticmethod
@@ -405,7 +405,9 @@ class DuckDBStore(Reads):
             if m.task is None or (task is not None and m.task != task):
                 m.task = task or infer_task(batch)
                 if m.task is not None:
-                    self._con.execute("UPDATE models SET task = ? WHERE id = ?", [m.task, m.id])
+                    self._con.execute(
+                        "UPDATE models SET task = ? WHERE id = ?", [m.task, m.id]
+                    ).fetchall()
             self._con.commit()
             holder["m"] = m
 
@@ -435,9 +437,9 @@ class DuckDBStore(Reads):
                 now = datetime.now(timezone.utc).replace(tzinfo=None)
                 con.execute(
                     f"INSERT INTO {ev} ({cols}, received_at) SELECT {cols}, ? FROM _batch", [now]
-                )
+                ).fetchall()
                 for stmt in sql.ops_aggregate_sql(m.id, "_batch", m.task == "classification"):
-                    con.execute(stmt)
+                    con.execute(stmt).fetchall()
                 lo_m = lo.as_py().replace(second=0, microsecond=0, tzinfo=None)
                 hi_m = hi.as_py().replace(second=0, microsecond=0, tzinfo=None)
                 m.partial_lo = lo_m if m.partial_lo is None else min(m.partial_lo, lo_m)
@@ -471,18 +473,18 @@ class DuckDBStore(Reads):
             " FROM _batch b JOIN actuals a ON a.event_id = b.event_id"
             " WHERE a.model_id = ? AND a.event_ts IS NULL",
             [m.id],
-        )
+        ).fetchall()
         con.execute(
             "INSERT INTO dirty SELECT DISTINCT ?, CAST(date_trunc('minute', ts) AS TIMESTAMP)"
             " FROM _adopt",
             [m.id],
-        )
+        ).fetchall()
         con.execute(
             "UPDATE actuals SET event_ts = _adopt.ts FROM _adopt WHERE actuals.model_id = ?"
             " AND actuals.event_ts IS NULL AND actuals.event_id = _adopt.event_id",
             [m.id],
-        )
-        con.execute("DROP TABLE _adopt")
+        ).fetchall()
+        con.execute("DROP TABLE _adopt").fetchall()
 
     def ingest_actuals(self, model: str, batch: pa.Table) -> IngestResult:
         """Store ground truth; a later label for the same event replaces the earlier one."""
@@ -506,26 +508,28 @@ class DuckDBStore(Reads):
                 LEFT JOIN (SELECT event_id, min(ts) AS ts FROM {ev}
                            WHERE event_id IN (SELECT event_id FROM _act) GROUP BY event_id) e
                 ON e.event_id = a.event_id"""
-            )
+            ).fetchall()
         finally:
             con.unregister("_act")
         con.execute(
             "INSERT INTO dirty SELECT DISTINCT ?, CAST(date_trunc('minute', event_ts) AS TIMESTAMP)"
             " FROM _act2 WHERE event_ts IS NOT NULL",
             [m.id],
-        )
+        ).fetchall()
         con.execute(
             "DELETE FROM actuals WHERE model_id = ? AND event_id IN (SELECT event_id FROM _act2)",
             [m.id],
-        )
+        ).fetchall()
         con.execute(
             "INSERT INTO actuals SELECT ?, event_id, label, label_value, ts, ?, event_ts FROM _act2",
             [m.id, now],
-        )
+        ).fetchall()
         row = first(
-            con.execute("SELECT count(*), count(*) FILTER (WHERE event_ts IS NULL) FROM _act2")
+            con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE event_ts IS NULL) FROM _act2"
+            ).fetchall()
         )
-        con.execute("DROP TABLE _act2")
+        con.execute("DROP TABLE _act2").fetchall()
         assert row is not None
         if row[1]:
             m.has_orphans = True
@@ -568,24 +572,26 @@ class DuckDBStore(Reads):
                 [m.id, key],
             ).fetchall()
             count = first(
-                con.execute("SELECT count(*) FROM reference_sets WHERE model_id = ?", [m.id])
+                con.execute(
+                    "SELECT count(*) FROM reference_sets WHERE model_id = ?", [m.id]
+                ).fetchall()
             )
             table = f"ref_{m.id}_{(count[0] if count else 0) + 1}_{int(time.time() * 1000)}"
             con.register("_ref", batch)
             try:
-                con.execute(f"CREATE TABLE {table} AS SELECT * FROM _ref")
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM _ref").fetchall()
             finally:
                 con.unregister("_ref")
             for (name,) in old:
-                con.execute(f"DROP TABLE IF EXISTS {sql.ident(name)}")
+                con.execute(f"DROP TABLE IF EXISTS {sql.ident(name)}").fetchall()
             con.execute(
                 "DELETE FROM reference_sets WHERE model_id = ? AND version = ?", [m.id, key]
-            )
+            ).fetchall()
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             con.execute(
                 "INSERT INTO reference_sets VALUES (?, ?, ?, ?, ?)",
                 [m.id, key, table, batch.num_rows, now],
-            )
+            ).fetchall()
             return int(batch.num_rows)
 
         return self._submit(fn, batch.num_rows, ddl)  # type: ignore[no-any-return]
@@ -617,7 +623,7 @@ class DuckDBStore(Reads):
             try:
                 con.begin()
                 for stmt in sql.compact_sql(m.id):
-                    con.execute(stmt, {"lo": lo, "hi": hi} if "$lo" in stmt else None)
+                    con.execute(stmt, {"lo": lo, "hi": hi} if "$lo" in stmt else None).fetchall()
                 con.commit()
             except duckdb.Error:
                 self._rollback()
@@ -650,7 +656,7 @@ class DuckDBStore(Reads):
             left = first(
                 con.execute(
                     "SELECT count(*) FROM actuals WHERE model_id = ? AND event_ts IS NULL", [m.id]
-                )
+                ).fetchall()
             )
             m.has_orphans = bool(left and left[0])
         try:
@@ -667,15 +673,16 @@ class DuckDBStore(Reads):
                     "CREATE OR REPLACE TEMP TABLE _dirty AS"
                     " SELECT DISTINCT minute FROM dirty WHERE model_id = ?",
                     [mid],
-                )
+                ).fetchall()
                 params = {"lo": lo, "hi": hi + _MINUTE}
-                for stmt in sql.label_aggregate_sql(mid):
-                    con.execute(stmt, params if "$lo" in stmt else None)
+                task = next((m.task for m in self._models.values() if m.id == mid), None)
+                for stmt in sql.label_aggregate_sql(mid, with_confusion=task != "regression"):
+                    con.execute(stmt, params if "$lo" in stmt else None).fetchall()
                 con.execute(
                     "DELETE FROM dirty WHERE model_id = ? AND minute IN (SELECT minute FROM _dirty)",
                     [mid],
-                )
-                con.execute("DROP TABLE _dirty")
+                ).fetchall()
+                con.execute("DROP TABLE _dirty").fetchall()
                 con.commit()
                 self._counters["aggregations"] += 1
             except duckdb.Error:

@@ -1,0 +1,114 @@
+"""``watchkeeper demo``: a server with simulated models, ready to look at in a browser."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from watchkeeper.cli.checks import (
+    check_data_dir_free,
+    check_port_free,
+    create_key,
+    prepare_data_dir,
+)
+
+
+def _wait_for_shutdown() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@click.command()
+@click.option(
+    "--data-dir",
+    default=Path("./watchkeeper-data"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the demo's event store and keys (created if missing).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port."
+)
+@click.option(
+    "--rate",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 5000.0),
+    help="Simulated events per second, across all models.",
+)
+@click.option(
+    "--backfill-minutes",
+    default=60,
+    show_default=True,
+    type=click.IntRange(0, 7 * 24 * 60),
+    help="Minutes of history to send before going live.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed of the traffic.")
+def demo(
+    data_dir: Path, host: str, port: int, rate: float, backfill_minutes: int, seed: int
+) -> None:
+    """Run a server fed by simulated models (fraud-scorer, delivery-eta) until Ctrl-C.
+
+    Sends BACKFILL-MINUTES of history first, then streams live traffic, and prints the
+    dashboard address and a read key to sign in with.
+    """
+    from watchkeeper.server import ServerConfig, ServerHandle
+    from watchkeeper.simulator import Simulator
+
+    data_dir = prepare_data_dir(data_dir)
+    check_port_free(host, port)
+    check_data_dir_free(data_dir)
+    admin_key = create_key(data_dir, "admin", "demo-simulator")
+    read_key = create_key(data_dir, "read", "demo-browser")
+
+    click.echo(f"Starting Watchkeeper (data in {data_dir}) ...", err=True)
+    handle = ServerHandle(ServerConfig(data_dir=data_dir, host=host, port=port))
+    try:
+        handle.start()
+    except (RuntimeError, TimeoutError) as exc:
+        message = f"{exc}. See the messages above."
+        raise click.ClickException(message) from exc
+    simulator = Simulator(handle.url, admin_key, rate=rate, seed=seed)
+    try:
+        if backfill_minutes:
+            label = f"Sending {backfill_minutes} min of history"
+            with click.progressbar(length=backfill_minutes, label=label, file=None) as bar:
+
+                def advance(done: int, total: int) -> None:
+                    bar.update(done - bar.pos)
+
+                simulator.backfill(backfill_minutes, progress=advance)
+            click.echo("Waiting for the server to store the history ...", err=True)
+            simulator.flush(timeout=120.0)
+        simulator.start()
+        url = handle.url.rstrip("/") + "/"
+        click.echo()
+        click.secho("Watchkeeper demo is running.", bold=True)
+        click.echo(f"  Dashboard:          {click.style(url, fg='cyan', bold=True)}")
+        click.echo(f"  Sign in with:       {click.style(read_key, bold=True)}   (read key)")
+        click.echo(f"  Admin key (API):    {admin_key}")
+        click.echo(f"  Live traffic:       ~{rate:g} events/s from fraud-scorer and delivery-eta")
+        click.echo("Press Ctrl-C to stop.")
+        _wait_for_shutdown()
+    finally:
+        click.echo("\nStopping ...", err=True)
+        simulator.stop()
+        handle.stop()
+    click.echo("Stopped.", err=True)
