@@ -52,7 +52,7 @@ def aggregate(events: list[Event], seconds: float) -> WindowAggregate:
     f.update(seconds=seconds, latency_max=None, latency_sum=0.0, cost_usd=0.0)
     for name in ("latency_bins", "confusion", "pred_counts", "score_pos_bins"):
         f[name] = {}
-    f["score_neg_bins"], f["ttft_bins"] = {}, {}
+    f["score_neg_bins"], f["ttft_bins"], f["finalized"] = {}, {}, {}
     for e in events:
         f["n"] += 1
         f["n_error"] += e.is_error

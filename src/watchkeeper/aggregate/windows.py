@@ -40,7 +40,7 @@ def metric_series(
         epoch = int(start.timestamp()) // seconds * seconds
         start = datetime.fromtimestamp(epoch, tz=timezone.utc)
     query = WindowQuery(model, start, end, seconds, version, segment)
-    found = dict(store.window_aggregates(query))
+    found = dict(store.window_aggregates(query, names))
     if seconds is None:
         starts = [start]
         empty = WindowAggregate(seconds=(end - start).total_seconds())

@@ -14,7 +14,14 @@ from .classification import (
     positive_rate,
     resolve_positive_label,
 )
-from .registry import METRICS, MetricGroup, MetricInfo, UnknownMetricError, compute
+from .registry import (
+    METRICS,
+    QUANTILE_METRICS,
+    MetricGroup,
+    MetricInfo,
+    UnknownMetricError,
+    compute,
+)
 from .regression import APE_EPS, R2_CONSTANT_TOLERANCE, r2, regression_metrics
 from .scores import (
     SCORE_BINS,
@@ -44,6 +51,7 @@ __all__ = [
     "LOG_LOSS_EPS",
     "METRICS",
     "MIN_POSITIVE",
+    "QUANTILE_METRICS",
     "R2_CONSTANT_TOLERANCE",
     "RELATIVE_ACCURACY",
     "SCORE_BINS",

@@ -76,12 +76,18 @@ class WindowAggregate:
     ttft_n: int = 0
     ttft_sum: float = 0.0
     ttft_bins: Mapping[int, int] = field(default_factory=dict)
+    # Metric values the engine already finished from this window's merged bins (percentiles,
+    # ROC AUC) so the bins need not travel; valid for this exact window only, so merging
+    # drops them.
+    finalized: Mapping[str, float | None] = field(default_factory=dict)
 
 
 _MAX_FIELDS = frozenset({"latency_max"})
 
 
 def _merge_field(name: str, a: Any, b: Any) -> Any:
+    if name == "finalized":
+        return {}
     if name in _MAX_FIELDS:
         if a is None:
             return b

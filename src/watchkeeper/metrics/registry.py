@@ -180,6 +180,17 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(
 )
 
 
+# Metrics an engine may finish itself from merged bins (see WindowAggregate.finalized):
+# name -> (bin kind, quantile) for percentiles.
+QUANTILE_METRICS: Mapping[str, tuple[str, float]] = MappingProxyType(
+    {
+        f"{kind}_p{pct}": (kind, pct / 100)
+        for kind, pcts in (("latency", (50, 90, 95, 99)), ("ttft", (50, 95, 99)))
+        for pct in pcts
+    }
+)
+
+
 def compute(
     names: Sequence[str], agg: WindowAggregate, positive_label: str | None = None
 ) -> dict[str, float | None]:
@@ -193,4 +204,7 @@ def compute(
     for name in names:
         if name not in _TABLE:
             raise UnknownMetricError(name)
-    return {name: _TABLE[name][3](agg, positive_label) for name in names}
+    done = agg.finalized
+    return {
+        name: done[name] if name in done else _TABLE[name][3](agg, positive_label) for name in names
+    }

@@ -130,8 +130,14 @@ class Store(Protocol):
         """Raises UnknownModelError when there is no such model."""
         ...
 
-    def window_aggregates(self, query: WindowQuery) -> list[tuple[datetime, WindowAggregate]]:
-        """Merged aggregates per window start, for every window that has data."""
+    def window_aggregates(
+        self, query: WindowQuery, names: Sequence[str] | None = None
+    ) -> list[tuple[datetime, WindowAggregate]]:
+        """Merged aggregates per window start, for every window that has data.
+
+        With ``names`` the engine may fetch only what those metrics need and finish some of
+        them itself (``WindowAggregate.finalized``); without, every field is filled.
+        """
         ...
 
     def stats(self) -> dict[str, float]:

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -369,8 +369,10 @@ class DuckDBStore(Reads):
             )
 
     # ------------------------------------------------------------------ reads shared
-    def window_aggregates(self, query: WindowQuery) -> list[tuple[datetime, WindowAggregate]]:
-        return self._window_aggregates(self._cursor(), self._require(query.model).id, query)
+    def window_aggregates(
+        self, query: WindowQuery, names: Sequence[str] | None = None
+    ) -> list[tuple[datetime, WindowAggregate]]:
+        return self._window_aggregates(self._cursor(), self._require(query.model).id, query, names)
 
     def list_models(self) -> list[ModelInfo]:
         with self._models_lock:
