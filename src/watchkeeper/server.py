@@ -22,7 +22,7 @@ from watchkeeper.store.keys import KeyStore
 
 log = logging.getLogger("watchkeeper.server")
 
-SETTINGS_KEYS = {"memory_limit", "max_pending_rows"}
+SETTINGS_KEYS = {"memory_limit", "max_pending_rows", "checkpoint_threshold"}
 
 
 class ConfigError(ValueError):

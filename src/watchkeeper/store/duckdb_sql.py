@@ -86,47 +86,62 @@ def create_events_table(model_id: int) -> str:
 
 
 def _expanded(source: str, columns: str) -> str:
-    """Rows of ``source`` once under the totals key and once per segment they carry."""
+    """Rows of ``source`` once under the totals key and once per segment they carry.
+
+    ``columns`` are select-list items over ``source`` (expressions need an alias).
+    """
+    rest = "* EXCLUDE (version, minute, segments)"
     return f"""
     base AS (SELECT version, CAST(date_trunc('minute', ts) AS TIMESTAMP) AS minute, segments,
                     {columns} FROM {source}),
     x AS (
-        SELECT version, minute, '' AS seg_key, '' AS seg_value, {columns} FROM base
+        SELECT version, minute, '' AS seg_key, '' AS seg_value, {rest} FROM base
         UNION ALL
-        SELECT version, minute, kv.key, kv.value, {columns}
+        SELECT version, minute, kv.key, kv.value, * EXCLUDE (version, minute, segments, kv)
         FROM (SELECT *, unnest(map_entries(segments)) AS kv FROM base)
     )"""
 
 
-_OPS_COLS = "is_error, latency_ms, prompt, response, input_tokens, output_tokens, cost_usd, ttft_ms"
 _KEYS = "version, minute, seg_key, seg_value"
 
 
-def ops_aggregate_sql(model_id: int, source: str, with_predictions: bool) -> list[str]:
-    """Statements appending the operational aggregates of the events in ``source``."""
-    cte = "WITH " + _expanded(source, _OPS_COLS + ", prediction")
+def ops_aggregate_sql(
+    model_id: int, source: str, with_predictions: bool, with_ttft: bool = True
+) -> list[str]:
+    """Statements appending the operational aggregates of the events in ``source``.
+
+    The batch is expanded by segment once, into a temporary table with the bin indices
+    already computed, and every aggregate reads that.
+    """
+    cols = (
+        "is_error, latency_ms, cost_usd, ttft_ms, input_tokens, output_tokens, prediction,"
+        f" {bin_index_sql('latency_ms')} AS lat_bin, {bin_index_sql('ttft_ms')} AS ttft_bin,"
+        " (prompt IS NOT NULL OR response IS NOT NULL OR input_tokens IS NOT NULL"
+        " OR output_tokens IS NOT NULL) AS is_llm"
+    )
     stmts = [
-        f"""INSERT INTO agg_ops {cte}
+        f"CREATE OR REPLACE TEMP TABLE _x AS WITH {_expanded(source, cols)} SELECT * FROM x",
+        f"""INSERT INTO agg_ops
         SELECT {model_id}, {_KEYS}, count(*), count(*) FILTER (WHERE is_error),
             count(latency_ms), coalesce(sum(latency_ms), 0), max(latency_ms),
-            count(*) FILTER (WHERE prompt IS NOT NULL OR response IS NOT NULL
-                             OR input_tokens IS NOT NULL OR output_tokens IS NOT NULL),
+            count(*) FILTER (WHERE is_llm),
             coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
             coalesce(sum(cost_usd), 0), count(ttft_ms), coalesce(sum(ttft_ms), 0)
-        FROM x GROUP BY ALL""",
-        f"""INSERT INTO agg_bins {cte}
-        SELECT {model_id}, {_KEYS}, 'latency', {bin_index_sql("latency_ms")}, count(*)
-        FROM x WHERE latency_ms IS NOT NULL GROUP BY ALL""",
-        f"""INSERT INTO agg_bins {cte}
-        SELECT {model_id}, {_KEYS}, 'ttft', {bin_index_sql("ttft_ms")}, count(*)
-        FROM x WHERE ttft_ms IS NOT NULL GROUP BY ALL""",
+        FROM _x GROUP BY ALL""",
+        f"""INSERT INTO agg_bins SELECT {model_id}, {_KEYS}, 'latency', lat_bin, count(*)
+        FROM _x WHERE latency_ms IS NOT NULL GROUP BY ALL""",
     ]
+    if with_ttft:
+        stmts.append(
+            f"""INSERT INTO agg_bins SELECT {model_id}, {_KEYS}, 'ttft', ttft_bin, count(*)
+            FROM _x WHERE ttft_ms IS NOT NULL GROUP BY ALL"""
+        )
     if with_predictions:
         stmts.append(
-            f"""INSERT INTO agg_pred {cte}
-            SELECT {model_id}, {_KEYS}, prediction, count(*)
-            FROM x WHERE prediction IS NOT NULL GROUP BY ALL"""
+            f"""INSERT INTO agg_pred SELECT {model_id}, {_KEYS}, prediction, count(*)
+            FROM _x WHERE prediction IS NOT NULL GROUP BY ALL"""
         )
+    stmts.append("DROP TABLE _x")
     return stmts
 
 
