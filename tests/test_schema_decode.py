@@ -71,7 +71,7 @@ def test_malformed_json_names_line_and_column() -> None:
     """Malformed JSON is a 400 whose message gives the line and column."""
     err = error_of(b'{"events": [\n  {"score": 1,}\n]}', "application/json")
     assert (err.status, err.code) == (400, "malformed_body")
-    assert "line 2, column 16" in err.message
+    assert "line 2, column 14" in err.message  # orjson >= 3.9 points at the trailing comma
 
 
 def test_malformed_ndjson_names_the_line() -> None:
