@@ -7,11 +7,12 @@ query touches at most one row per minute, key and histogram bin.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from watchkeeper.metrics import QUANTILE_METRICS, WindowAggregate, bin_value
 from watchkeeper.store.base import ModelInfo, VersionInfo, WindowQuery
@@ -57,24 +58,28 @@ class Reads:
             bucket = str(epoch0)
             seconds = (end - start).total_seconds()
         seg_key, seg_value = q.segment or ("", "")
-        where = (
-            "model_id = $mid AND minute >= $start AND minute < $end"
-            " AND seg_key = $sk AND seg_value = $sv"
-        )
-        params: dict[str, Any] = {
-            "mid": model_id,
-            "start": start,
-            "end": end,
-            "sk": seg_key,
-            "sv": seg_value,
-        }
+        where = "model_id = $mid AND seg_key = $sk AND seg_value = $sv"
+        params: dict[str, Any] = {"mid": model_id, "sk": seg_key, "sv": seg_value}
         if q.version is not None:
             where += " AND version = $ver"
             params["ver"] = q.version
+        hourly = q.window_seconds is None or q.window_seconds % 3600 == 0
+        minute_ranges, hour_ranges = _tiers(cur, model_id, start, end, hourly)
+
+        def source(table: str) -> str:
+            """The table's rows in range: clean hours from the hourly tier, the rest from
+            minutes (explicit ranges, so both tiers prune by their zone maps)."""
+            parts = [
+                f"SELECT * FROM {table}{tier} WHERE {where}"
+                f" AND minute >= TIMESTAMP '{lo}' AND minute < TIMESTAMP '{hi}'"
+                for tier, ranges in (("", minute_ranges), ("_h", hour_ranges))
+                for lo, hi in ranges
+            ]
+            return "(" + " UNION ALL ".join(parts or [f"SELECT * FROM {table} LIMIT 0"]) + ")"
 
         def rows(select: str, table: str, group: str = "1") -> list[tuple[Any, ...]]:
             return cur.execute(
-                f"SELECT {bucket} AS b, {select} FROM {table} WHERE {where} GROUP BY {group}",
+                f"SELECT {bucket} AS b, {select} FROM {source(table)} GROUP BY {group}",
                 params,
             ).fetchall()
 
@@ -110,7 +115,7 @@ class Reads:
                     if kind in kinds:
                         fields[b][name] = dict(kinds[kind])
         else:
-            _finish_in_sql(cur, bucket, where, params, names, fields)
+            _finish_in_sql(cur, bucket, source, params, names, fields)
         if names is None or "positive_rate" in names:
             for b, predicted, n in rows("predicted, sum(n)", "agg_pred", "1, 2"):
                 fields[b].setdefault("pred_counts", {})[predicted] = int(n)
@@ -219,19 +224,58 @@ _BIN_FIELDS = {
 _CONFUSION_METRICS = {"accuracy", "precision", "recall", "f1"}
 
 
+def _tiers(
+    cur: duckdb.DuckDBPyConnection, model_id: int, start: datetime, end: datetime, hourly: bool
+) -> tuple[list[tuple[datetime, datetime]], list[tuple[datetime, datetime]]]:
+    """Split [start, end) into ranges read from the minute tier and from the hourly tier.
+
+    Whole hours inside the range come from the hourly tier unless they are dirty (changed
+    since their last roll-up); partial hours at the edges and dirty hours come from minutes.
+    """
+    hs = start.replace(minute=0, second=0, microsecond=0)
+    if hs < start:
+        hs += timedelta(hours=1)
+    he = end.replace(minute=0, second=0, microsecond=0)
+    if not hourly or hs >= he:
+        return [(start, end)], []
+    dirty = [
+        r[0]
+        for r in cur.execute(
+            "SELECT DISTINCT hour FROM dirty_hours WHERE model_id = ? AND hour >= ? AND hour < ?"
+            " ORDER BY 1",
+            [model_id, hs, he],
+        ).fetchall()
+    ]
+    if len(dirty) > 48:  # many hours not rolled up yet (a fresh backfill): minutes only
+        return [(start, end)], []
+    minutes = [(start, hs), (he, end)]
+    hours: list[tuple[datetime, datetime]] = []
+    cursor = hs
+    for hour in dirty:
+        if hour > cursor:
+            hours.append((cursor, hour))
+        minutes.append((hour, hour + timedelta(hours=1)))
+        cursor = hour + timedelta(hours=1)
+    if cursor < he:
+        hours.append((cursor, he))
+    return [(a, b) for a, b in minutes if a < b], hours
+
+
 def _finish_in_sql(
     cur: duckdb.DuckDBPyConnection,
     bucket: str,
-    where: str,
+    source: Callable[[str], str],
     params: dict[str, Any],
     names: Sequence[str],
     fields: dict[int, dict[str, Any]],
 ) -> None:
-    """Percentiles and ROC AUC per window, computed by the engine from the merged bins.
+    """Percentiles and ROC AUC per window, finished next to the engine.
 
-    The same rules as :func:`watchkeeper.metrics.quantiles` (the bin holding rank
-    ``floor(q·(n−1))``) and :func:`watchkeeper.metrics.roc_auc_from_bins` (integer sums,
-    one division); ``test_store_duckdb`` checks that both give identical values.
+    DuckDB merges the bins per window and hands them over as columns (numpy arrays, no
+    Python objects per bin); the finishing is vectorized over all windows at once. Same
+    rules as :func:`watchkeeper.metrics.quantiles` (the bin holding rank ``floor(q·(n−1))``)
+    and :func:`watchkeeper.metrics.roc_auc_from_bins` (integer sums, one division);
+    ``test_store_duckdb`` checks that both give identical values.
     """
     by_kind: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for name in names:
@@ -239,37 +283,45 @@ def _finish_in_sql(
             kind, qv = QUANTILE_METRICS[name]
             by_kind[kind].append((name, qv))
     for kind, wanted in by_kind.items():
-        qs = sorted({qv for _, qv in wanted})
         got = cur.execute(
-            f"""WITH m AS (SELECT {bucket} AS b, bin, sum(n) AS n FROM agg_bins
-                           WHERE {where} AND kind = $kind GROUP BY 1, 2 HAVING sum(n) > 0),
-            c AS (SELECT b, bin,
-                         sum(n) OVER (PARTITION BY b ORDER BY bin
-                                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum,
-                         sum(n) OVER (PARTITION BY b) AS total FROM m)
-            SELECT b, q, min(bin) FILTER (WHERE cum > floor((total - 1) * q))
-            FROM c CROSS JOIN (SELECT unnest($qs::DOUBLE[]) AS q) GROUP BY b, q""",
-            {**params, "kind": kind, "qs": qs},
-        ).fetchall()
-        found = {(b, qv): idx for b, qv, idx in got}
-        for b in {b for b, _ in found}:
-            done = fields[b].setdefault("finalized", {})
-            for name, qv in wanted:
-                idx = found.get((b, qv))
-                done[name] = None if idx is None else bin_value(int(idx))
+            f"SELECT {bucket} AS b, bin, sum(n)::BIGINT AS n FROM {source('agg_bins')}"
+            " WHERE kind = $kind GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2",
+            {**params, "kind": kind},
+        ).fetchnumpy()
+        b, idx, n = (np.asarray(got[c]) for c in ("b", "bin", "n"))
+        if not len(b):
+            continue
+        starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+        totals = np.add.reduceat(n, starts)
+        cum = np.cumsum(n)
+        before = cum[starts] - n[starts]
+        for name, qv in wanted:
+            rank = np.floor((totals - 1) * qv).astype(np.int64)
+            at = np.searchsorted(cum, before + rank, side="right")
+            for window, bin_index in zip(b[starts].tolist(), idx[at].tolist(), strict=True):
+                fields[window].setdefault("finalized", {})[name] = bin_value(int(bin_index))
     if "roc_auc" in names:
-        for b, twice, pos, neg in cur.execute(
-            f"""WITH m AS (SELECT {bucket} AS b, bin,
-                                  coalesce(sum(n) FILTER (WHERE kind = 'score_pos'), 0) AS p,
-                                  coalesce(sum(n) FILTER (WHERE kind = 'score_neg'), 0) AS ng
-                           FROM agg_bins WHERE {where} AND kind IN ('score_pos', 'score_neg')
-                           GROUP BY 1, 2),
-            c AS (SELECT b, p, ng,
-                         coalesce(sum(ng) OVER (PARTITION BY b ORDER BY bin ROWS BETWEEN
-                                  UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS below FROM m)
-            SELECT b, sum(p * (2 * below + ng))::HUGEINT, sum(p)::HUGEINT, sum(ng)::HUGEINT
-            FROM c GROUP BY b""",
+        got = cur.execute(
+            f"""SELECT {bucket} AS b, bin,
+                       coalesce(sum(n) FILTER (WHERE kind = 'score_pos'), 0)::BIGINT AS p,
+                       coalesce(sum(n) FILTER (WHERE kind = 'score_neg'), 0)::BIGINT AS ng
+                FROM {source("agg_bins")} WHERE kind IN ('score_pos', 'score_neg')
+                GROUP BY 1, 2 ORDER BY 1, 2""",
             params,
-        ).fetchall():
-            auc = None if not pos or not neg else int(twice) / (2 * int(pos) * int(neg))
-            fields[b].setdefault("finalized", {})["roc_auc"] = auc
+        ).fetchnumpy()
+        b, pos, neg = (np.asarray(got[c]) for c in ("b", "p", "ng"))
+        if len(b):
+            starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+            cum_neg = np.cumsum(neg)
+            below = (
+                cum_neg
+                - neg
+                - np.repeat(cum_neg[starts] - neg[starts], np.diff(np.r_[starts, len(b)]))
+            )
+            twice = np.add.reduceat(pos * (2 * below + neg), starts)
+            n_pos, n_neg = np.add.reduceat(pos, starts), np.add.reduceat(neg, starts)
+            for window, t, p_, n_ in zip(
+                b[starts].tolist(), twice.tolist(), n_pos.tolist(), n_neg.tolist(), strict=True
+            ):
+                auc = None if not p_ or not n_ else t / (2 * p_ * n_)
+                fields[window].setdefault("finalized", {})["roc_auc"] = auc

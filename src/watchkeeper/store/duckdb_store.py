@@ -126,6 +126,7 @@ class DuckDBStore(Reads):
             "last_commit_seconds": 0.0,
             "aggregations": 0,
             "compactions": 0,
+            "rollups": 0,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -230,7 +231,9 @@ class DuckDBStore(Reads):
                 self._aggregate_dirty()
             if now - last_compact >= self._compact_interval:
                 last_compact = now
-                self._compact(datetime.now(timezone.utc).replace(tzinfo=None) - 2 * _MINUTE)
+                wall = datetime.now(timezone.utc).replace(tzinfo=None)
+                self._compact(wall - 2 * _MINUTE)
+                self._rollup(wall - 62 * _MINUTE)  # closed hours only
         self._aggregate_dirty()
         # Fail whatever arrived after the stop marker.
         while True:
@@ -455,6 +458,7 @@ class DuckDBStore(Reads):
                     m.id, "_batch", m.task == "classification", with_ttft
                 ):
                     con.execute(stmt).fetchall()
+                con.execute(sql.mark_hours_sql(m.id, "_batch", "ts")).fetchall()
                 lo_m = lo.as_py().replace(second=0, microsecond=0, tzinfo=None)
                 hi_m = hi.as_py().replace(second=0, microsecond=0, tzinfo=None)
                 m.partial_lo = lo_m if m.partial_lo is None else min(m.partial_lo, lo_m)
@@ -611,6 +615,41 @@ class DuckDBStore(Reads):
 
         return self._submit(fn, batch.num_rows, ddl)  # type: ignore[no-any-return]
 
+    def rollup(self) -> None:
+        """Rebuild the hourly tier for every dirty hour now, open ones included (waits)."""
+        self._submit(self._rollup_in_txn, 0)
+
+    def _rollup_in_txn(self) -> None:
+        assert self._con is not None
+        self._con.commit()
+        self._rollup(datetime.max)
+        self._con.begin()
+
+    def _rollup(self, cutoff: datetime) -> None:
+        """Rebuild hourly rows of the dirty hours before ``cutoff``, one model a transaction."""
+        assert self._con is not None
+        con = self._con
+        try:
+            mids = [
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT model_id FROM dirty_hours WHERE hour < ?", [cutoff]
+                ).fetchall()
+            ]
+        except duckdb.Error:
+            log.exception("reading dirty hours failed")
+            return
+        for mid in mids:
+            try:
+                con.begin()
+                for stmt in sql.rollup_sql(mid):
+                    con.execute(stmt, {"cut": cutoff} if "$cut" in stmt else None).fetchall()
+                con.commit()
+                self._counters["rollups"] += 1
+            except duckdb.Error:
+                self._rollback()
+                log.exception("rolling up hours failed for model %s", mid)
+
     def compact(self) -> None:
         """Merge the partial aggregate rows of every closed minute now (waits for the writer)."""
         self._submit(self._compact_in_txn, 0)
@@ -693,6 +732,7 @@ class DuckDBStore(Reads):
                 task = next((m.task for m in self._models.values() if m.id == mid), None)
                 for stmt in sql.label_aggregate_sql(mid, with_confusion=task != "regression"):
                     con.execute(stmt, params if "$lo" in stmt else None).fetchall()
+                con.execute(sql.mark_hours_sql(mid, "_dirty", "minute")).fetchall()
                 con.execute(
                     "DELETE FROM dirty WHERE model_id = ? AND minute IN (SELECT minute FROM _dirty)",
                     [mid],
