@@ -199,3 +199,37 @@ def test_hourly_tier_is_exact_before_and_after_rollup_and_late_data(store: DuckD
 
 def first_count(cur: object, query: str) -> int:
     return int(cur.execute(query).fetchall()[0][0])  # type: ignore[attr-defined]
+
+
+def test_group_commit_merges_batches_and_stores_a_repeated_id_once(store: DuckDBStore) -> None:
+    """Requests that wait together are committed in one group (one insert per model); the
+    same batch sent twice at once is stored once, and each request gets its own answer."""
+    import threading
+
+    release = threading.Event()
+    blocker = threading.Thread(target=store._submit, args=(release.wait, 1))
+    blocker.start()
+    while store.stats()["queue_requests"] < 1 and store.stats()["queue_rows"] < 1:
+        pass
+    results = []
+    bodies = [events(100), events(100), events(50, start=100)]
+    threads = [
+        threading.Thread(
+            target=lambda b=b: results.append(
+                store.ingest_events("m", parse_events(b, "application/json"))
+            )
+        )
+        for b in bodies
+    ]
+    for t in threads:
+        t.start()
+    while store.stats()["queue_rows"] < 251:
+        pass
+    commits = store.stats()["commits"]
+    release.set()
+    for t in [*threads, blocker]:
+        t.join()
+    # The blocker's own commit, then one commit for all three waiting requests.
+    assert store.stats()["commits"] == commits + 2
+    assert sorted((r.accepted, r.duplicates) for r in results) == [(0, 100), (50, 0), (100, 0)]
+    assert metrics(store)["count"] == 150

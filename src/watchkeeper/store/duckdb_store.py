@@ -76,6 +76,8 @@ class _Op:
     rows: int
     future: Future[Any] = field(default_factory=Future)
     ddl: Callable[[], None] | None = None
+    # Event batches: (model holder filled by ddl, batch); merged per model within a group.
+    events: tuple[dict[str, _Model], pa.Table] | None = None
 
 
 def _naive_utc(table: pa.Table, column: str) -> pa.Table:
@@ -185,7 +187,11 @@ class DuckDBStore(Reads):
 
     # ------------------------------------------------------------------ the writer
     def _submit(
-        self, fn: Callable[[], Any], rows: int, ddl: Callable[[], None] | None = None
+        self,
+        fn: Callable[[], Any],
+        rows: int,
+        ddl: Callable[[], None] | None = None,
+        events: tuple[dict[str, _Model], pa.Table] | None = None,
     ) -> Any:
         if self._closed:
             raise StoreClosedError("the server is shutting down; retry shortly")
@@ -195,7 +201,7 @@ class DuckDBStore(Reads):
                     f"the write queue is full ({self._pending_rows} rows waiting); retry shortly"
                 )
             self._pending_rows += rows
-        op = _Op(fn, rows, ddl=ddl)
+        op = _Op(fn, rows, ddl=ddl, events=events)
         self._queue.put(op)
         return op.future.result()
 
@@ -260,7 +266,7 @@ class DuckDBStore(Reads):
         results: list[Any] = []
         try:
             con.begin()
-            results = [op.fn() for op in ready]
+            results = self._apply(ready)
             con.commit()
         except Exception:
             log.debug("group commit failed; retrying its requests one by one", exc_info=True)
@@ -282,6 +288,23 @@ class DuckDBStore(Reads):
         self._counters["last_commit_seconds"] = elapsed
         for op, result in zip(ready, results, strict=True):
             self._finish(op, result=result)
+
+    def _apply(self, ops: list[_Op]) -> list[Any]:
+        """Run a group's requests; event batches of one model are merged into one insert."""
+        out: dict[int, Any] = {}
+        by_model: dict[str, list[int]] = {}
+        for i, op in enumerate(ops):
+            if op.events is not None:
+                by_model.setdefault(op.events[0]["m"].name, []).append(i)
+        for idxs in by_model.values():
+            m = ops[idxs[0]].events[0]["m"]  # type: ignore[index]
+            batches = [ops[i].events[1] for i in idxs]  # type: ignore[index]
+            for i, result in zip(idxs, self._insert_event_group(m, batches), strict=True):
+                out[i] = result
+        for i, op in enumerate(ops):
+            if i not in out:
+                out[i] = op.fn()
+        return [out[i] for i in range(len(ops))]
 
     def _finish(self, op: _Op, *, result: Any = None, exc: BaseException | None = None) -> None:
         with self._pending_lock:
@@ -426,48 +449,86 @@ class DuckDBStore(Reads):
             self._con.commit()
             holder["m"] = m
 
-        return self._submit(lambda: self._insert_events(holder["m"], batch), batch.num_rows, ddl)  # type: ignore[no-any-return]
+        return self._submit(  # type: ignore[no-any-return]
+            lambda: self._insert_events(holder["m"], batch),
+            batch.num_rows,
+            ddl,
+            events=(holder, batch),
+        )
 
     def _insert_events(self, m: _Model, batch: pa.Table) -> IngestResult:
+        new = self._new_rows(m, batch)
+        self._append(m, new)
+        return IngestResult(accepted=new.num_rows, duplicates=batch.num_rows - new.num_rows)
+
+    def _insert_event_group(self, m: _Model, batches: list[pa.Table]) -> list[IngestResult]:
+        """Several requests' batches for one model in one insert and one aggregation pass;
+        an event id repeated across the requests is stored once (the first)."""
+        fresh: list[pa.Table] = []
+        seen: list[pa.Array] = []
+        for batch in batches:
+            new = self._new_rows(m, batch)
+            if seen and new.num_rows:
+                ids = pa.concat_arrays(seen)
+                new = new.filter(pc.invert(pc.is_in(new.column("event_id"), value_set=ids)))
+            seen.append(new.column("event_id").combine_chunks())
+            fresh.append(new)
+        self._append(m, pa.concat_tables(fresh, promote_options="default"))
+        return [
+            IngestResult(accepted=new.num_rows, duplicates=batch.num_rows - new.num_rows)
+            for new, batch in zip(fresh, batches, strict=True)
+        ]
+
+    def _new_rows(self, m: _Model, batch: pa.Table) -> pa.Table:
+        """The rows of ``batch`` not stored yet (a retried batch has the same ids and times)."""
         assert self._con is not None
         con = self._con
-        total = batch.num_rows
         batch = self._conform(m, batch)
-        ev = sql.events_table(m.id)
         lo, hi = pc.min_max(batch.column("ts")).values()
         con.register("_batch", batch)
         try:
             dup = con.execute(
-                f"SELECT event_id FROM {ev} WHERE ts >= ? AND ts <= ?"
+                f"SELECT event_id FROM {sql.events_table(m.id)} WHERE ts >= ? AND ts <= ?"
                 " AND event_id IN (SELECT event_id FROM _batch)",
                 [lo.as_py(), hi.as_py()],
             ).fetchall()
-            if dup:
-                seen = pa.array([d[0] for d in dup], pa.string())
-                batch = batch.filter(pc.invert(pc.is_in(batch.column("event_id"), value_set=seen)))
-                con.unregister("_batch")
-                con.register("_batch", batch)
-            if batch.num_rows:
-                cols = ", ".join(sql.ident(c) for c in batch.column_names)
-                now = datetime.now(timezone.utc).replace(tzinfo=None)
-                con.execute(
-                    f"INSERT INTO {ev} ({cols}, received_at) SELECT {cols}, ? FROM _batch", [now]
-                ).fetchall()
-                with_ttft = batch.column("ttft_ms").null_count < batch.num_rows
-                for stmt in sql.ops_aggregate_sql(
-                    m.id, "_batch", m.task == "classification", with_ttft
-                ):
-                    con.execute(stmt).fetchall()
-                con.execute(sql.mark_hours_sql(m.id, "_batch", "ts")).fetchall()
-                lo_m = lo.as_py().replace(second=0, microsecond=0, tzinfo=None)
-                hi_m = hi.as_py().replace(second=0, microsecond=0, tzinfo=None)
-                m.partial_lo = lo_m if m.partial_lo is None else min(m.partial_lo, lo_m)
-                m.partial_hi = hi_m if m.partial_hi is None else max(m.partial_hi, hi_m)
-                if m.has_orphans:
-                    self._adopt_orphans(m)
         finally:
             con.unregister("_batch")
-        return IngestResult(accepted=batch.num_rows, duplicates=total - batch.num_rows)
+        if not dup:
+            return batch
+        seen = pa.array([d[0] for d in dup], pa.string())
+        return batch.filter(pc.invert(pc.is_in(batch.column("event_id"), value_set=seen)))
+
+    def _append(self, m: _Model, batch: pa.Table) -> None:
+        """Insert new events and append their operational aggregates (same transaction)."""
+        assert self._con is not None
+        if not batch.num_rows:
+            return
+        con = self._con
+        lo, hi = pc.min_max(batch.column("ts")).values()
+        con.register("_batch", batch)
+        try:
+            cols = ", ".join(sql.ident(c) for c in batch.column_names)
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            con.execute(
+                f"INSERT INTO {sql.events_table(m.id)} ({cols}, received_at)"
+                f" SELECT {cols}, ? FROM _batch",
+                [now],
+            ).fetchall()
+            with_ttft = batch.column("ttft_ms").null_count < batch.num_rows
+            for stmt in sql.ops_aggregate_sql(
+                m.id, "_batch", m.task == "classification", with_ttft
+            ):
+                con.execute(stmt).fetchall()
+            con.execute(sql.mark_hours_sql(m.id, "_batch", "ts")).fetchall()
+            lo_m = lo.as_py().replace(second=0, microsecond=0, tzinfo=None)
+            hi_m = hi.as_py().replace(second=0, microsecond=0, tzinfo=None)
+            m.partial_lo = lo_m if m.partial_lo is None else min(m.partial_lo, lo_m)
+            m.partial_hi = hi_m if m.partial_hi is None else max(m.partial_hi, hi_m)
+            if m.has_orphans:
+                self._adopt_orphans(m)
+        finally:
+            con.unregister("_batch")
 
     def _conform(self, m: _Model, batch: pa.Table) -> pa.Table:
         """Cast all-null feature columns to the model's type, or drop unknown ones."""
