@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from watchkeeper.server import ServerConfig, ServerHandle
 from watchkeeper.store.keys import KeyStore
@@ -45,3 +48,35 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
         yield RunningServer(handle.url, tmp_path, handle, admin, ingest, read)
     finally:
         handle.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser).
+
+    Missing Chromium skips the browser tests on a developer's machine, but fails them in CI
+    (where ``scripts/install-test-deps.sh`` installs it), so CI cannot go green without them.
+    """
+    if not shutil.which(CHROMIUM):
+        message = f"{CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import shutil
 import time
-from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ from playwright.sync_api import (
     Page,
     Request,
     Response,
-    sync_playwright,
 )
 
 from conftest import RunningServer
@@ -27,18 +24,6 @@ from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL, Simulator
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # column -> (metric name, decimals, scale): the same rules as FORMAT in web/static/overview.js
 COLUMNS = {
@@ -46,16 +31,6 @@ COLUMNS = {
     "latency_p95": ("latency_p95", 1, 1),
     "error_rate": ("error_rate", 2, 100),
 }
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class PageWatch:

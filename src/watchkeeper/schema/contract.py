@@ -15,6 +15,7 @@ from typing import Final
 import pyarrow as pa
 
 from watchkeeper.schema.errors import BatchError
+from watchkeeper.sdk.wire import EVENT_FIELDS as _WIRE_EVENT_FIELDS
 
 FEATURE_PREFIX: Final = "feature:"
 DEFAULT_VERSION: Final = "unversioned"
@@ -57,27 +58,8 @@ ACTUALS_SCHEMA: Final = pa.schema(
 )
 
 
-EVENT_FIELDS: Final = frozenset(
-    {
-        "event_id",
-        "timestamp",
-        "version",
-        "features",
-        "prediction",
-        "score",
-        "probabilities",
-        "latency_ms",
-        "status",
-        "error",
-        "segments",
-        "prompt",
-        "response",
-        "input_tokens",
-        "output_tokens",
-        "time_to_first_token_ms",
-        "cost_usd",
-    }
-)
+# The wire's field names have one home, the SDK (which imports nothing from the server).
+EVENT_FIELDS: Final = frozenset(_WIRE_EVENT_FIELDS)
 ACTUAL_FIELDS: Final = frozenset({"event_id", "label", "timestamp"})
 LONG_TEXT_FIELDS: Final = frozenset({"prompt", "response", "error"})
 
