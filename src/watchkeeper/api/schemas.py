@@ -103,7 +103,7 @@ class MetricSeries(_Out):
     version: str | None
     segment: str | None
     windows: list[datetime] = Field(description="start of each window")
-    metrics: dict[str, list[float | None]] = Field(description="one value per window")
+    metrics: dict[str, list[int | float | None]] = Field(description="one value per window")
 
 
 class Health(_Out):
