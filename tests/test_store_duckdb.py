@@ -205,12 +205,13 @@ def test_group_commit_merges_batches_and_stores_a_repeated_id_once(store: DuckDB
     """Requests that wait together are committed in one group (one insert per model); the
     same batch sent twice at once is stored once, and each request gets its own answer."""
     import threading
+    import time
 
     release = threading.Event()
     blocker = threading.Thread(target=store._submit, args=(release.wait, 1))
     blocker.start()
     while store.stats()["queue_requests"] < 1 and store.stats()["queue_rows"] < 1:
-        pass
+        time.sleep(0.001)
     results = []
     bodies = [events(100), events(100), events(50, start=100)]
     threads = [
@@ -224,7 +225,7 @@ def test_group_commit_merges_batches_and_stores_a_repeated_id_once(store: DuckDB
     for t in threads:
         t.start()
     while store.stats()["queue_rows"] < 251:
-        pass
+        time.sleep(0.001)
     commits = store.stats()["commits"]
     release.set()
     for t in [*threads, blocker]:
