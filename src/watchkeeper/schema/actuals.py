@@ -10,14 +10,7 @@ import pyarrow.compute as pc
 
 from watchkeeper.schema import batch, columns, values
 from watchkeeper.schema.contract import ACTUAL_FIELDS, ACTUALS_SCHEMA, DEFAULT_LIMITS, Limits
-from watchkeeper.schema.decode import (
-    Format,
-    body_format,
-    decompress,
-    load_arrow,
-    load_json_rows,
-    load_ndjson_rows,
-)
+from watchkeeper.schema.decode import decode_batch
 from watchkeeper.schema.errors import RowErrors
 
 REQUIRED_REASON = "required"
@@ -36,13 +29,16 @@ def parse_actuals(
     Every actual needs an event_id and a non-null label; a repeated event_id keeps its
     first row.
     """
-    fmt = body_format(content_type)
-    data = decompress(body, content_encoding, limits)
     received = batch.receipt_time(now)
-    if fmt is Format.ARROW:
-        return actuals_from_arrow(load_arrow(data, limits), received, limits)
-    rows = load_json_rows(data, "actuals") if fmt is Format.JSON else load_ndjson_rows(data)
-    return actuals_from_rows(rows, received, limits)
+    return decode_batch(
+        body,
+        content_type,
+        content_encoding,
+        limits,
+        "actuals",
+        lambda table: actuals_from_arrow(table, received, limits),
+        lambda rows: actuals_from_rows(rows, received, limits),
+    )
 
 
 def actuals_from_rows(rows: list[Any], now: datetime, limits: Limits = DEFAULT_LIMITS) -> pa.Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -150,3 +151,23 @@ def load_arrow(body: bytes, limits: Limits) -> pa.Table:
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise malformed(f"the body is not a readable Arrow IPC stream: {exc}") from None
     return pa.Table.from_batches(batches, schema=schema)
+
+
+def decode_batch(
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    limits: Limits,
+    key: str,
+    from_arrow: Callable[[pa.Table], pa.Table],
+    from_rows: Callable[[list[Any]], pa.Table],
+) -> pa.Table:
+    """Decompress and decode a body by its format, then normalize it with the matching
+    function: ``from_arrow`` for an Arrow stream, ``from_rows`` for JSON (``{key: [...]}`` or a
+    bare array) and NDJSON rows."""
+    fmt = body_format(content_type)
+    data = decompress(body, content_encoding, limits)
+    if fmt is Format.ARROW:
+        return from_arrow(load_arrow(data, limits))
+    rows = load_json_rows(data, key) if fmt is Format.JSON else load_ndjson_rows(data)
+    return from_rows(rows)

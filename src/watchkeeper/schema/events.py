@@ -9,14 +9,7 @@ import pyarrow as pa
 
 from watchkeeper.schema import batch, columns, features, nested, values
 from watchkeeper.schema.contract import DEFAULT_LIMITS, EVENT_FIELDS, SEGMENTS_TYPE, Limits
-from watchkeeper.schema.decode import (
-    Format,
-    body_format,
-    decompress,
-    load_arrow,
-    load_json_rows,
-    load_ndjson_rows,
-)
+from watchkeeper.schema.decode import decode_batch
 from watchkeeper.schema.errors import RowErrors
 
 _STRING_FIELDS = ("event_id", "version", "status", "error", "prompt", "response")
@@ -37,13 +30,16 @@ def parse_events(
     The table holds the columns of CORE_SCHEMA then ``feature:<name>`` columns sorted by name;
     a repeated event_id keeps its first row.
     """
-    fmt = body_format(content_type)
-    data = decompress(body, content_encoding, limits)
     received = batch.receipt_time(now)
-    if fmt is Format.ARROW:
-        return events_from_arrow(load_arrow(data, limits), received, limits)
-    rows = load_json_rows(data, "events") if fmt is Format.JSON else load_ndjson_rows(data)
-    return events_from_rows(rows, received, limits)
+    return decode_batch(
+        body,
+        content_type,
+        content_encoding,
+        limits,
+        "events",
+        lambda table: events_from_arrow(table, received, limits),
+        lambda rows: events_from_rows(rows, received, limits),
+    )
 
 
 def events_from_rows(rows: list[Any], now: datetime, limits: Limits = DEFAULT_LIMITS) -> pa.Table:
