@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,12 @@ from watchkeeper.store.base import (
     WindowQuery,
 )
 from watchkeeper.store.duckdb_reads import Reads, first
+from watchkeeper.store.duckdb_upkeep import MINUTE, ModelState, Upkeep
 
 log = logging.getLogger("watchkeeper.store")
 
 FEATURE_PREFIX = "feature:"
 DB_FILE = "watchkeeper.duckdb"
-_MINUTE = timedelta(minutes=1)
 _ARROW_KINDS = {"number": pa.float64(), "string": pa.string(), "bool": pa.bool_()}
 
 
@@ -59,25 +59,13 @@ def feature_kind(typ: pa.DataType) -> str | None:
 
 
 @dataclass
-class _Model:
-    id: int
-    name: str
-    task: str | None
-    features: dict[str, str] = field(default_factory=dict)
-    has_orphans: bool = False
-    # Minutes that received appended (partial) operational rows since the last compaction.
-    partial_lo: datetime | None = None
-    partial_hi: datetime | None = None
-
-
-@dataclass
 class _Op:
     fn: Callable[[], Any]
     rows: int
     future: Future[Any] = field(default_factory=Future)
     ddl: Callable[[], None] | None = None
     # Event batches: (model holder filled by ddl, batch); merged per model within a group.
-    events: tuple[dict[str, _Model], pa.Table] | None = None
+    events: tuple[dict[str, ModelState], pa.Table] | None = None
 
 
 def _naive_utc(table: pa.Table, column: str) -> pa.Table:
@@ -88,7 +76,7 @@ def _naive_utc(table: pa.Table, column: str) -> pa.Table:
     return table.set_column(idx, column, col)
 
 
-class DuckDBStore(Reads):
+class DuckDBStore(Reads, Upkeep):
     """The default store: a DuckDB file under the data directory."""
 
     def __init__(
@@ -113,7 +101,7 @@ class DuckDBStore(Reads):
         self._queue: queue.Queue[_Op | None] = queue.Queue()
         self._pending_rows = 0
         self._pending_lock = threading.Lock()
-        self._models: dict[str, _Model] = {}
+        self._models: dict[str, ModelState] = {}
         self._models_lock = threading.Lock()
         self._writer: threading.Thread | None = None
         self._closed = False
@@ -146,7 +134,7 @@ class DuckDBStore(Reads):
         con.execute(sql.DDL).fetchall()
         self._con = con
         for mid, name, task in con.execute("SELECT id, name, task FROM models").fetchall():
-            model = _Model(mid, name, task)
+            model = ModelState(mid, name, task)
             for fname, ftype in con.execute(
                 "SELECT name, type FROM model_features WHERE model_id = ?", [mid]
             ).fetchall():
@@ -191,7 +179,7 @@ class DuckDBStore(Reads):
         fn: Callable[[], Any],
         rows: int,
         ddl: Callable[[], None] | None = None,
-        events: tuple[dict[str, _Model], pa.Table] | None = None,
+        events: tuple[dict[str, ModelState], pa.Table] | None = None,
     ) -> Any:
         if self._closed:
             raise StoreClosedError("the server is shutting down; retry shortly")
@@ -238,8 +226,8 @@ class DuckDBStore(Reads):
             if now - last_compact >= self._compact_interval:
                 last_compact = now
                 wall = datetime.now(timezone.utc).replace(tzinfo=None)
-                self._compact(wall - 2 * _MINUTE)
-                self._rollup(wall - 62 * _MINUTE)  # closed hours only
+                self._compact(wall - 2 * MINUTE)
+                self._rollup(wall - 62 * MINUTE)  # closed hours only
         self._aggregate_dirty()
         # Fail whatever arrived after the stop marker.
         while True:
@@ -324,17 +312,17 @@ class DuckDBStore(Reads):
             self._con.rollback()
 
     # ------------------------------------------------------------------ models
-    def _model_or_none(self, name: str) -> _Model | None:
+    def _model_or_none(self, name: str) -> ModelState | None:
         with self._models_lock:
             return self._models.get(name)
 
-    def _require(self, name: str) -> _Model:
+    def _require(self, name: str) -> ModelState:
         model = self._model_or_none(name)
         if model is None:
             raise UnknownModelError(f"no model named {name!r}; send predictions to create it")
         return model
 
-    def _ensure_model(self, name: str, task: str | None) -> _Model:
+    def _ensure_model(self, name: str, task: str | None) -> ModelState:
         """Create the model (on the writer thread, inside DDL) if it does not exist."""
         assert self._con is not None
         model = self._model_or_none(name)
@@ -349,12 +337,12 @@ class DuckDBStore(Reads):
         )
         assert row is not None
         self._con.execute(sql.create_events_table(row[0])).fetchall()
-        model = _Model(row[0], name, task)
+        model = ModelState(row[0], name, task)
         with self._models_lock:
             self._models[name] = model
         return model
 
-    def _ensure_features(self, model: _Model, wanted: Mapping[str, str], source: str) -> None:
+    def _ensure_features(self, model: ModelState, wanted: Mapping[str, str], source: str) -> None:
         assert self._con is not None
         new = {k: v for k, v in wanted.items() if k not in model.features}
         if not new:
@@ -381,7 +369,7 @@ class DuckDBStore(Reads):
                     out[f.name[len(FEATURE_PREFIX) :]] = kind
         return out
 
-    def _check_conflicts(self, model: _Model | None, batch: pa.Table) -> None:
+    def _check_conflicts(self, model: ModelState | None, batch: pa.Table) -> None:
         if model is None:
             return
         details: list[dict[str, object]] = []
@@ -432,7 +420,7 @@ class DuckDBStore(Reads):
         batch = _naive_utc(batch, "ts")
         wanted = self._batch_features(batch)
         self._check_conflicts(self._model_or_none(model), batch)
-        holder: dict[str, _Model] = {}
+        holder: dict[str, ModelState] = {}
 
         def ddl() -> None:
             assert self._con is not None
@@ -456,12 +444,12 @@ class DuckDBStore(Reads):
             events=(holder, batch),
         )
 
-    def _insert_events(self, m: _Model, batch: pa.Table) -> IngestResult:
+    def _insert_events(self, m: ModelState, batch: pa.Table) -> IngestResult:
         new = self._new_rows(m, batch)
         self._append(m, new)
         return IngestResult(accepted=new.num_rows, duplicates=batch.num_rows - new.num_rows)
 
-    def _insert_event_group(self, m: _Model, batches: list[pa.Table]) -> list[IngestResult]:
+    def _insert_event_group(self, m: ModelState, batches: list[pa.Table]) -> list[IngestResult]:
         """Several requests' batches for one model in one insert and one aggregation pass;
         an event id repeated across the requests is stored once (the first)."""
         fresh: list[pa.Table] = []
@@ -479,7 +467,7 @@ class DuckDBStore(Reads):
             for new, batch in zip(fresh, batches, strict=True)
         ]
 
-    def _new_rows(self, m: _Model, batch: pa.Table) -> pa.Table:
+    def _new_rows(self, m: ModelState, batch: pa.Table) -> pa.Table:
         """The rows of ``batch`` not stored yet (a retried batch has the same ids and times)."""
         assert self._con is not None
         con = self._con
@@ -499,7 +487,7 @@ class DuckDBStore(Reads):
         seen = pa.array([d[0] for d in dup], pa.string())
         return batch.filter(pc.invert(pc.is_in(batch.column("event_id"), value_set=seen)))
 
-    def _append(self, m: _Model, batch: pa.Table) -> None:
+    def _append(self, m: ModelState, batch: pa.Table) -> None:
         """Insert new events and append their operational aggregates (same transaction)."""
         assert self._con is not None
         if not batch.num_rows:
@@ -530,7 +518,7 @@ class DuckDBStore(Reads):
         finally:
             con.unregister("_batch")
 
-    def _conform(self, m: _Model, batch: pa.Table) -> pa.Table:
+    def _conform(self, m: ModelState, batch: pa.Table) -> pa.Table:
         """Cast all-null feature columns to the model's type, or drop unknown ones."""
         for name in batch.column_names:
             if name.startswith(FEATURE_PREFIX) and pa.types.is_null(batch.schema.field(name).type):
@@ -542,7 +530,7 @@ class DuckDBStore(Reads):
                     batch = batch.set_column(idx, name, batch.column(idx).cast(_ARROW_KINDS[kind]))
         return batch
 
-    def _adopt_orphans(self, m: _Model) -> None:
+    def _adopt_orphans(self, m: ModelState) -> None:
         """Actuals that arrived before their events: link them now and mark their minutes."""
         assert self._con is not None
         con = self._con
@@ -572,7 +560,7 @@ class DuckDBStore(Reads):
         batch = _naive_utc(batch, "ts")
         return self._submit(lambda: self._insert_actuals(m, batch), batch.num_rows)  # type: ignore[no-any-return]
 
-    def _insert_actuals(self, m: _Model, batch: pa.Table) -> IngestResult:
+    def _insert_actuals(self, m: ModelState, batch: pa.Table) -> IngestResult:
         assert self._con is not None
         con = self._con
         ev = sql.events_table(m.id)
@@ -619,7 +607,7 @@ class DuckDBStore(Reads):
         self, model: str, version: str | None, batch: pa.Table, schema: Mapping[str, str]
     ) -> int:
         """Replace the reference set of a model (version None: for every version)."""
-        holder: dict[str, _Model] = {}
+        holder: dict[str, ModelState] = {}
         key = version or ""
 
         def ddl() -> None:
@@ -675,135 +663,6 @@ class DuckDBStore(Reads):
             return int(batch.num_rows)
 
         return self._submit(fn, batch.num_rows, ddl)  # type: ignore[no-any-return]
-
-    def rollup(self) -> None:
-        """Rebuild the hourly tier for every dirty hour now, open ones included (waits)."""
-        self._submit(self._rollup_in_txn, 0)
-
-    def _rollup_in_txn(self) -> None:
-        assert self._con is not None
-        self._con.commit()
-        self._rollup(datetime.max)
-        self._con.begin()
-
-    def _rollup(self, cutoff: datetime) -> None:
-        """Rebuild hourly rows of the dirty hours before ``cutoff``, one model a transaction."""
-        assert self._con is not None
-        con = self._con
-        try:
-            mids = [
-                r[0]
-                for r in con.execute(
-                    "SELECT DISTINCT model_id FROM dirty_hours WHERE hour < ?", [cutoff]
-                ).fetchall()
-            ]
-        except duckdb.Error:
-            log.exception("reading dirty hours failed")
-            return
-        for mid in mids:
-            try:
-                con.begin()
-                for stmt in sql.rollup_sql(mid):
-                    con.execute(stmt, {"cut": cutoff} if "$cut" in stmt else None).fetchall()
-                con.commit()
-                self._counters["rollups"] += 1
-            except duckdb.Error:
-                self._rollback()
-                log.exception("rolling up hours failed for model %s", mid)
-
-    def compact(self) -> None:
-        """Merge the partial aggregate rows of every closed minute now (waits for the writer)."""
-        self._submit(self._compact_in_txn, 0)
-
-    def _compact_in_txn(self) -> None:
-        assert self._con is not None
-        self._con.commit()
-        self._compact(datetime.max)
-        self._con.begin()
-
-    def _compact(self, cutoff: datetime) -> None:
-        """Merge the partial operational rows of minutes before ``cutoff`` into one per key.
-
-        Every batch appends its own aggregate rows (cheap, exact); merging them keeps the
-        aggregate tables at about one row per minute and key, so long-range queries stay fast.
-        """
-        assert self._con is not None
-        con = self._con
-        with self._models_lock:
-            models = list(self._models.values())
-        for m in models:
-            if m.partial_lo is None or m.partial_hi is None or m.partial_lo >= cutoff:
-                continue
-            lo, hi = m.partial_lo, min(m.partial_hi + _MINUTE, cutoff)
-            try:
-                con.begin()
-                for stmt in sql.compact_sql(m.id):
-                    con.execute(stmt, {"lo": lo, "hi": hi} if "$lo" in stmt else None).fetchall()
-                con.commit()
-            except duckdb.Error:
-                self._rollback()
-                log.exception("compacting aggregates failed for model %s", m.name)
-                continue
-            if m.partial_hi + _MINUTE <= cutoff:
-                m.partial_lo = m.partial_hi = None
-            else:
-                m.partial_lo = cutoff.replace(second=0, microsecond=0)
-            self._counters["compactions"] += 1
-
-    def refresh(self) -> None:
-        """Bring label aggregates up to date now (waits for the writer; for tests and CLI)."""
-        self._submit(self._aggregate_dirty_in_txn, 0)
-
-    def _aggregate_dirty_in_txn(self) -> None:
-        # Runs inside the group's transaction: commit it, then aggregate in our own.
-        assert self._con is not None
-        self._con.commit()
-        self._aggregate_dirty()
-        self._con.begin()
-
-    def _aggregate_dirty(self) -> None:
-        """Recompute label aggregates of every dirty minute, one model per transaction."""
-        assert self._con is not None
-        con = self._con
-        with self._models_lock:
-            flagged = [m for m in self._models.values() if m.has_orphans]
-        for m in flagged:  # cleared here, after commits, never inside a write transaction
-            left = first(
-                con.execute(
-                    "SELECT count(*) FROM actuals WHERE model_id = ? AND event_ts IS NULL", [m.id]
-                ).fetchall()
-            )
-            m.has_orphans = bool(left and left[0])
-        try:
-            todo = con.execute(
-                "SELECT model_id, min(minute), max(minute) FROM dirty GROUP BY model_id"
-            ).fetchall()
-        except duckdb.Error:
-            log.exception("reading dirty windows failed")
-            return
-        for mid, lo, hi in todo:
-            try:
-                con.begin()
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE _dirty AS"
-                    " SELECT DISTINCT minute FROM dirty WHERE model_id = ?",
-                    [mid],
-                ).fetchall()
-                params = {"lo": lo, "hi": hi + _MINUTE}
-                task = next((m.task for m in self._models.values() if m.id == mid), None)
-                for stmt in sql.label_aggregate_sql(mid, with_confusion=task != "regression"):
-                    con.execute(stmt, params if "$lo" in stmt else None).fetchall()
-                con.execute(sql.mark_hours_sql(mid, "_dirty", "minute")).fetchall()
-                con.execute(
-                    "DELETE FROM dirty WHERE model_id = ? AND minute IN (SELECT minute FROM _dirty)",
-                    [mid],
-                ).fetchall()
-                con.execute("DROP TABLE _dirty").fetchall()
-                con.commit()
-                self._counters["aggregations"] += 1
-            except duckdb.Error:
-                self._rollback()
-                log.exception("recomputing label aggregates failed for model %s", mid)
 
 
 def infer_task(batch: pa.Table) -> str | None:
