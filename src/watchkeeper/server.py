@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -101,16 +100,6 @@ def _uvicorn(config: ServerConfig, app: FastAPI) -> uvicorn.Server:
             timeout_graceful_shutdown=10,
         )
     )
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def serve(config: ServerConfig) -> None:

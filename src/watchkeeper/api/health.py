@@ -23,8 +23,7 @@ def health_router(store: Store) -> APIRouter:
     @router.get("/readyz", response_model=Health, responses={503: ERRORS[503]})
     def readyz() -> Any:
         """The store accepts writes (its writer is running and its queue is not full)."""
-        ready = getattr(store, "ready", lambda: True)()
-        if not ready:
+        if not store.ready():
             return error_response(
                 503, "not_ready", "the store is not ready", headers={"Retry-After": "1"}
             )

@@ -7,8 +7,10 @@ client can fix and resend it; event ids make resending safe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
+import pyarrow as pa
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -21,7 +23,7 @@ from watchkeeper.schema import (
     parse_reference,
     validate_model_name,
 )
-from watchkeeper.store.base import Store
+from watchkeeper.store.base import Store, UnknownModelError
 from watchkeeper.store.keys import KeyStore
 
 from .auth import require
@@ -40,27 +42,36 @@ _REFERENCE_TYPES = {
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes on the wire (413)."""
+    too_large = APIError(
+        413, "too_large", f"the body is larger than {limit} bytes; send smaller batches"
+    )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise APIError(
-            413, "too_large", f"the body is larger than {limit} bytes; send smaller batches"
-        )
+        raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise APIError(
-                413, "too_large", f"the body is larger than {limit} bytes; send smaller batches"
-            )
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def parse_body(
+    request: Request, parse: Callable[[bytes, str | None, str | None], pa.Table]
+) -> pa.Table:
+    """Read a batch body and normalize it with ``parse`` (off the event loop)."""
+    body = await read_body(request, DEFAULT_LIMITS.max_body_bytes)
+    headers = request.headers
+    return await run_in_threadpool(
+        parse, body, headers.get("content-type"), headers.get("content-encoding")
+    )
 
 
 def ingest_router(store: Store, keys: KeyStore) -> APIRouter:
     router = APIRouter(prefix="/api/v1/models", tags=["ingest"])
     can_ingest = Depends(require(keys, "ingest"))
-    limit = DEFAULT_LIMITS.max_body_bytes
 
     @router.post(
         "/{model}/predictions",
@@ -78,13 +89,7 @@ def ingest_router(store: Store, keys: KeyStore) -> APIRouter:
         ),
     ) -> dict[str, Any]:
         validate_model_name(model)
-        body = await read_body(request, limit)
-        batch = await run_in_threadpool(
-            parse_events,
-            body,
-            request.headers.get("content-type"),
-            request.headers.get("content-encoding"),
-        )
+        batch = await parse_body(request, parse_events)
         result = await run_in_threadpool(store.ingest_events, model, batch, task=task)
         return {"accepted": result.accepted, "duplicates": result.duplicates}
 
@@ -98,14 +103,9 @@ def ingest_router(store: Store, keys: KeyStore) -> APIRouter:
     )
     async def post_actuals(model: str, request: Request) -> dict[str, Any]:
         validate_model_name(model)
-        await run_in_threadpool(store.get_model, model)  # 404 before reading a large body
-        body = await read_body(request, limit)
-        batch = await run_in_threadpool(
-            parse_actuals,
-            body,
-            request.headers.get("content-type"),
-            request.headers.get("content-encoding"),
-        )
+        if not store.has_model(model):  # 404 before reading a large body
+            raise UnknownModelError(f"no model named {model!r}; send predictions to create it")
+        batch = await parse_body(request, parse_actuals)
         result = await run_in_threadpool(store.ingest_actuals, model, batch)
         return {"accepted": result.accepted, "unmatched": result.unmatched}
 
@@ -123,7 +123,7 @@ def ingest_router(store: Store, keys: KeyStore) -> APIRouter:
         version: str | None = Query(None, max_length=128, description="Only for this version"),
     ) -> dict[str, Any]:
         validate_model_name(model)
-        body = await read_body(request, limit)
+        body = await read_body(request, DEFAULT_LIMITS.max_body_bytes)
         ref = await run_in_threadpool(parse_reference, body, request.headers.get("content-type"))
         rows = await run_in_threadpool(store.put_reference, model, version, ref.table, ref.schema)
         return {"rows": rows, "features": ref.schema, "version": version}

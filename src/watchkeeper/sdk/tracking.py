@@ -6,28 +6,13 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from watchkeeper.sdk.wire import EVENT_FIELDS
+
 if TYPE_CHECKING:
     from watchkeeper.sdk.monitor import Monitor
 
-#: Attributes a Call sends (the keyword arguments of ``Monitor.log``).
-CALL_FIELDS = (
-    "features",
-    "prediction",
-    "score",
-    "probabilities",
-    "latency_ms",
-    "segments",
-    "status",
-    "error",
-    "event_id",
-    "timestamp",
-    "prompt",
-    "response",
-    "input_tokens",
-    "output_tokens",
-    "time_to_first_token_ms",
-    "cost_usd",
-)
+#: Attributes a Call sends: the event's fields, less the version (the Monitor's own).
+CALL_FIELDS = tuple(name for name in EVENT_FIELDS if name != "version")
 
 
 class Call:

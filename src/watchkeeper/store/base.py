@@ -124,6 +124,14 @@ class Store(Protocol):
         """Replace the model's (or one version's) reference dataset; returns its row count."""
         ...
 
+    def ready(self) -> bool:
+        """Accepting writes (for /readyz)."""
+        ...
+
+    def has_model(self, name: str) -> bool:
+        """Cheap existence check (no queries)."""
+        ...
+
     def list_models(self) -> list[ModelInfo]: ...
 
     def get_model(self, name: str) -> ModelInfo:

@@ -164,6 +164,9 @@ class DuckDBStore(Reads, Upkeep):
         alive = self._writer is not None and self._writer.is_alive()
         return alive and not self._closed and self._pending_rows < self._max_pending_rows
 
+    def has_model(self, name: str) -> bool:
+        return self._model_or_none(name) is not None
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
         if cur is None:
@@ -424,16 +427,26 @@ class DuckDBStore(Reads, Upkeep):
 
         def ddl() -> None:
             assert self._con is not None
+            m = self._model_or_none(model)
+            if (
+                m is not None
+                and m.task is not None
+                and task in (None, m.task)
+                and all(name in m.features for name in wanted)
+            ):  # the common case: nothing to create, no transaction of its own
+                self._check_conflicts(m, batch)
+                holder["m"] = m
+                return
+            inferred = task or infer_task(batch)
             self._con.begin()
-            m = self._ensure_model(model, task or infer_task(batch))
+            m = self._ensure_model(model, inferred)
             self._check_conflicts(m, batch)
             self._ensure_features(m, wanted, "events")
-            if m.task is None or (task is not None and m.task != task):
-                m.task = task or infer_task(batch)
-                if m.task is not None:
-                    self._con.execute(
-                        "UPDATE models SET task = ? WHERE id = ?", [m.task, m.id]
-                    ).fetchall()
+            if inferred is not None and m.task != inferred and (m.task is None or task):
+                m.task = inferred
+                self._con.execute(
+                    "UPDATE models SET task = ? WHERE id = ?", [m.task, m.id]
+                ).fetchall()
             self._con.commit()
             holder["m"] = m
 
