@@ -16,12 +16,15 @@ import yaml
 from fastapi import FastAPI
 
 from watchkeeper.api.app import build_api
+from watchkeeper.drift.settings import DriftSettings
+from watchkeeper.drift.stats import DriftConfigError
 from watchkeeper.store.duckdb_store import DuckDBStore
 from watchkeeper.store.keys import KeyStore
 
 log = logging.getLogger("watchkeeper.server")
 
 SETTINGS_KEYS = {"memory_limit", "max_pending_rows", "checkpoint_threshold"}
+SECTIONS = {"store", "drift"}
 
 
 class ConfigError(ValueError):
@@ -37,8 +40,7 @@ class ServerConfig:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def load_settings(path: Path | None) -> dict[str, Any]:
-    """Read the YAML config's ``store:`` section; unknown keys are an error naming them."""
+def _load_doc(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
@@ -47,10 +49,17 @@ def load_settings(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    unknown_top = set(doc) - {"store"}
+    unknown_top = set(doc) - SECTIONS
     if unknown_top:
-        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown_top)}; known: ['store']")
-    store = doc.get("store") or {}
+        raise ConfigError(
+            f"{path}: unknown section(s) {sorted(unknown_top)}; known: {sorted(SECTIONS)}"
+        )
+    return doc
+
+
+def load_settings(path: Path | None) -> dict[str, Any]:
+    """Read the YAML config's ``store:`` section; unknown keys are an error naming them."""
+    store = _load_doc(path).get("store") or {}
     if not isinstance(store, dict):
         raise ConfigError(f"{path}: 'store' must be a mapping")
     unknown = set(store) - SETTINGS_KEYS
@@ -61,12 +70,24 @@ def load_settings(path: Path | None) -> dict[str, Any]:
     return dict(store)
 
 
+def load_drift_settings(path: Path | None) -> DriftSettings:
+    """Read the YAML config's ``drift:`` section (methods and thresholds per feature)."""
+    doc = _load_doc(path).get("drift")
+    if doc is not None and not isinstance(doc, dict):
+        raise ConfigError(f"{path}: 'drift' must be a mapping")
+    try:
+        return DriftSettings.from_config(doc)
+    except (DriftConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; the store opens and closes with the app's lifespan."""
     settings = {**load_settings(config.config_file), **config.settings}
+    drift = load_drift_settings(config.config_file)
     store = DuckDBStore(config.data_dir, **settings)
     keys = KeyStore(config.data_dir)
-    app = build_api(store, keys)
+    app = build_api(store, keys, drift)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

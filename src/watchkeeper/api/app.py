@@ -5,15 +5,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from watchkeeper._version import __version__
+from watchkeeper.api.drift import drift_router
 from watchkeeper.api.errors import install_error_handlers
 from watchkeeper.api.health import health_router
 from watchkeeper.api.ingest import ingest_router
 from watchkeeper.api.models import models_router
+from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.store.base import Store
 from watchkeeper.store.keys import KeyStore
 
 
-def build_api(store: Store, keys: KeyStore) -> FastAPI:
+def build_api(store: Store, keys: KeyStore, drift: DriftSettings | None = None) -> FastAPI:
     """The JSON API; the server adds the dashboard and lifecycle around it."""
     app = FastAPI(
         title="Watchkeeper",
@@ -24,4 +26,5 @@ def build_api(store: Store, keys: KeyStore) -> FastAPI:
     app.include_router(health_router(store))
     app.include_router(ingest_router(store, keys))
     app.include_router(models_router(store, keys))
+    app.include_router(drift_router(store, keys, drift or DriftSettings()))
     return app

@@ -34,6 +34,26 @@ def bad_param(field: str, reason: str) -> APIError:
     )
 
 
+def parse_range(
+    start: datetime | None, end: datetime | None, default: timedelta = timedelta(hours=1)
+) -> tuple[datetime, datetime]:
+    """[start, end) in UTC: end defaults to now, start to end - ``default``."""
+    end_ = _utc(end) if end else datetime.now(timezone.utc)
+    start_ = _utc(start) if start else end_ - default
+    if start_ >= end_:
+        raise bad_param("start", "must be before end")
+    return start_, end_
+
+
+def parse_segment(segment: str | None, field: str = "segment") -> tuple[str, str] | None:
+    if segment is None:
+        return None
+    key, sep, value = segment.partition(":")
+    if not sep or not key:
+        raise bad_param(field, "use name:value, e.g. region:eu")
+    return key, value
+
+
 def _detail(m: ModelInfo) -> dict[str, Any]:
     return {
         "name": m.name,
@@ -96,19 +116,11 @@ def models_router(store: Store, keys: KeyStore) -> APIRouter:
             raise bad_param("names", f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
         if window not in WINDOWS:
             raise bad_param("window", f"must be one of {list(WINDOWS)}")
-        end_ = _utc(end) if end else datetime.now(timezone.utc)
-        start_ = _utc(start) if start else end_ - timedelta(hours=1)
-        if start_ >= end_:
-            raise bad_param("start", "must be before end")
+        start_, end_ = parse_range(start, end)
         seconds = WINDOWS[window]
         if seconds and (end_ - start_).total_seconds() / seconds > MAX_WINDOWS:
             raise bad_param("window", f"more than {MAX_WINDOWS} windows; use a larger window")
-        seg = None
-        if segment is not None:
-            key, sep, value = segment.partition(":")
-            if not sep or not key:
-                raise bad_param("segment", "use name:value, e.g. region:eu")
-            seg = (key, value)
+        seg = parse_segment(segment)
         return await run_in_threadpool(
             metric_series, store, model, wanted, start_, end_, window, version, seg, positive_label
         )

@@ -15,6 +15,7 @@ from watchkeeper.cli.checks import (
     prepare_data_dir,
 )
 from watchkeeper.cli.demo import demo
+from watchkeeper.cli.drift import drift_command
 
 SCOPES = ("ingest", "read", "admin")
 _DATA_DIR_HELP = "Directory holding the event store and API keys (created if missing)."
@@ -99,3 +100,4 @@ def keys_create(scope: str, data_dir: Path, name: str | None) -> None:
 
 
 main.add_command(demo)
+main.add_command(drift_command)

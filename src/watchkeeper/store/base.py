@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
+    from watchkeeper.drift.profile import Counts, Layout
     from watchkeeper.metrics import WindowAggregate
 
 TASKS = ("classification", "regression", "llm")
@@ -50,6 +52,20 @@ class StoreBusyError(StoreError):
     status = 503
     code = "busy"
     retry_after = 1
+
+
+class NoReferenceError(StoreError):
+    """Drift needs a reference profile the model does not have yet."""
+
+    status = 409
+    code = "no_reference"
+
+
+class EmptyRangeError(StoreError):
+    """A time range holds nothing to act on (e.g. nothing to pin as a reference)."""
+
+    status = 422
+    code = "empty_range"
 
 
 class StoreClosedError(StoreError):
@@ -146,6 +162,83 @@ class Store(Protocol):
         With ``names`` the engine may fetch only what those metrics need and finish some of
         them itself (``WindowAggregate.finalized``); without, every field is filled.
         """
+        ...
+
+    # ---- drift and data quality (the engine keeps per-minute feature counts)
+    def drift_layouts(self, model: str) -> dict[str, Layout]:
+        """Each profiled feature's bins; NoReferenceError when the model has no reference."""
+        ...
+
+    def reference_counts(self, model: str, version: str | None) -> dict[str, Counts]:
+        """The reference profile of ``version`` (its own, else the model's default)."""
+        ...
+
+    def feature_counts(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: str | None = None,
+        segment: tuple[str, str] | None = None,
+        by: str | None = None,
+        window_seconds: int | None = None,
+        features: Sequence[str] | None = None,
+    ) -> dict[tuple[int, str], dict[str, Counts]]:
+        """Merged feature counts per (window start epoch, value of segment ``by``)."""
+        ...
+
+    def label_counts(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: str | None = None,
+        segment: tuple[str, str] | None = None,
+    ) -> Counts | None:
+        """Ground truth of the range's events in the label's bins (None: no label profile)."""
+        ...
+
+    def sample_rows(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: str | None = None,
+        segment: tuple[str, str] | None = None,
+        limit: int = 5000,
+    ) -> dict[str, np.ndarray]:
+        """A uniform sample of the range's feature values."""
+        ...
+
+    def reference_sample(
+        self, model: str, version: str | None, limit: int = 5000
+    ) -> dict[str, np.ndarray]:
+        """A uniform sample of the reference's feature values."""
+        ...
+
+    def duplicate_counts(
+        self, model: str, start: datetime, end: datetime, window_seconds: int | None
+    ) -> dict[int, int]:
+        """Duplicate events refused per window start epoch."""
+        ...
+
+    def feature_history(self, model: str) -> list[tuple[str, str, str, datetime]]:
+        """(feature, type, first seen in: events|reference, when) for every feature."""
+        ...
+
+    def pin_reference(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: str | None,
+        source_version: str | None,
+    ) -> int:
+        """Make a range of the model's traffic its reference; returns the row count."""
         ...
 
     def stats(self) -> dict[str, float]:

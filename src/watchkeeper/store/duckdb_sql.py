@@ -53,9 +53,19 @@ CREATE TABLE IF NOT EXISTS agg_labels ({KEY_COLS}, n_labeled BIGINT, logloss_n B
 CREATE TABLE IF NOT EXISTS agg_confusion ({KEY_COLS}, actual VARCHAR, predicted VARCHAR,
     n BIGINT);
 CREATE TABLE IF NOT EXISTS dirty_hours (model_id INTEGER, hour TIMESTAMP);
+CREATE TABLE IF NOT EXISTS agg_feat ({KEY_COLS}, feature VARCHAR, bin INTEGER, n BIGINT,
+    vsum DOUBLE, vsq DOUBLE, vmin DOUBLE, vmax DOUBLE);
+CREATE TABLE IF NOT EXISTS agg_dupes (model_id INTEGER, version VARCHAR, minute TIMESTAMP,
+    n BIGINT);
+CREATE TABLE IF NOT EXISTS drift_layouts (model_id INTEGER, feature VARCHAR, kind VARCHAR,
+    layout VARCHAR, created_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS reference_profiles (model_id INTEGER, version VARCHAR,
+    feature VARCHAR, counts VARCHAR);
+CREATE TABLE IF NOT EXISTS feature_watermarks (model_id INTEGER PRIMARY KEY,
+    received_at TIMESTAMP);
 """
 
-AGG_TABLES = ("agg_ops", "agg_bins", "agg_pred", "agg_labels", "agg_confusion")
+AGG_TABLES = ("agg_ops", "agg_bins", "agg_pred", "agg_labels", "agg_confusion", "agg_feat")
 # The hourly tier: the same tables with ``minute`` holding the hour, rolled up from minutes.
 DDL += "".join(
     f"CREATE TABLE IF NOT EXISTS {t}_h AS SELECT * FROM {t} LIMIT 0;\n" for t in AGG_TABLES
@@ -223,6 +233,7 @@ MERGE: dict[str, str] = {
     "agg_pred": "predicted, sum(n)",
     "agg_labels": _LABEL_SUMS,
     "agg_confusion": "actual, predicted, sum(n)",
+    "agg_feat": "feature, bin, sum(n), sum(vsum), sum(vsq), min(vmin), max(vmax)",
 }
 
 
@@ -230,7 +241,7 @@ def compact_sql(model_id: int) -> list[str]:
     """Statements merging partial operational rows of minutes in [$lo, $hi) into one per key."""
     rng = f"model_id = {model_id} AND minute >= $lo AND minute < $hi"
     out = []
-    for table in ("agg_ops", "agg_bins", "agg_pred"):
+    for table in ("agg_ops", "agg_bins", "agg_pred", "agg_feat"):
         out += [
             f"CREATE OR REPLACE TEMP TABLE _compact AS SELECT model_id, {_KEYS}, {MERGE[table]}"
             f" FROM {table} WHERE {rng} GROUP BY ALL",

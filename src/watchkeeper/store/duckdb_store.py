@@ -38,6 +38,7 @@ from watchkeeper.store.base import (
     UnknownModelError,
     WindowQuery,
 )
+from watchkeeper.store.duckdb_drift import Drift
 from watchkeeper.store.duckdb_reads import Reads, first
 from watchkeeper.store.duckdb_upkeep import MINUTE, ModelState, Upkeep
 
@@ -76,7 +77,7 @@ def _naive_utc(table: pa.Table, column: str) -> pa.Table:
     return table.set_column(idx, column, col)
 
 
-class DuckDBStore(Reads, Upkeep):
+class DuckDBStore(Reads, Upkeep, Drift):
     """The default store: a DuckDB file under the data directory."""
 
     def __init__(
@@ -89,6 +90,7 @@ class DuckDBStore(Reads, Upkeep):
         group_max_rows: int = 500_000,
         aggregate_interval: float = 1.0,
         compact_interval: float = 30.0,
+        feature_interval: float = 5.0,
     ) -> None:
         self.path = Path(data_dir) / DB_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,8 @@ class DuckDBStore(Reads, Upkeep):
         self._group_max_rows = group_max_rows
         self._aggregate_interval = aggregate_interval
         self._compact_interval = compact_interval
+        self._feature_interval = feature_interval
+        self._layouts = {}
         self._queue: queue.Queue[_Op | None] = queue.Queue()
         self._pending_rows = 0
         self._pending_lock = threading.Lock()
@@ -117,6 +121,7 @@ class DuckDBStore(Reads, Upkeep):
             "aggregations": 0,
             "compactions": 0,
             "rollups": 0,
+            "feature_rows": 0,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -133,6 +138,7 @@ class DuckDBStore(Reads, Upkeep):
         con.execute("SET TimeZone = 'UTC'").fetchall()
         con.execute(sql.DDL).fetchall()
         self._con = con
+        self._load_layouts()
         for mid, name, task in con.execute("SELECT id, name, task FROM models").fetchall():
             model = ModelState(mid, name, task)
             for fname, ftype in con.execute(
@@ -145,6 +151,7 @@ class DuckDBStore(Reads, Upkeep):
                 ).fetchall()
             )
             model.has_orphans = bool(orphans and orphans[0])
+            model.features_behind = mid in self._layouts
             self._models[name] = model
         self._writer = threading.Thread(target=self._write_loop, name="wk-writer", daemon=True)
         self._writer.start()
@@ -200,6 +207,7 @@ class DuckDBStore(Reads, Upkeep):
         assert self._con is not None
         last_agg = 0.0
         last_compact = time.monotonic()
+        last_features = 0.0
         while True:
             try:
                 first = self._queue.get(timeout=self._aggregate_interval)
@@ -226,6 +234,11 @@ class DuckDBStore(Reads, Upkeep):
             if now - last_agg >= self._aggregate_interval or not group:
                 last_agg = now
                 self._aggregate_dirty()
+            if now - last_features >= self._feature_interval or any(
+                m.features_behind for m in self._models.values()
+            ):
+                last_features = now
+                self._aggregate_features()
             if now - last_compact >= self._compact_interval:
                 last_compact = now
                 wall = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -460,6 +473,7 @@ class DuckDBStore(Reads, Upkeep):
     def _insert_events(self, m: ModelState, batch: pa.Table) -> IngestResult:
         new = self._new_rows(m, batch)
         self._append(m, new)
+        self._count_duplicates(m, [batch], [new])
         return IngestResult(accepted=new.num_rows, duplicates=batch.num_rows - new.num_rows)
 
     def _insert_event_group(self, m: ModelState, batches: list[pa.Table]) -> list[IngestResult]:
@@ -475,10 +489,39 @@ class DuckDBStore(Reads, Upkeep):
             seen.append(new.column("event_id").combine_chunks())
             fresh.append(new)
         self._append(m, pa.concat_tables(fresh, promote_options="default"))
+        self._count_duplicates(m, batches, fresh)
         return [
             IngestResult(accepted=new.num_rows, duplicates=batch.num_rows - new.num_rows)
             for new, batch in zip(fresh, batches, strict=True)
         ]
+
+    def _count_duplicates(
+        self, m: ModelState, batches: list[pa.Table], fresh: list[pa.Table]
+    ) -> None:
+        """Record retried/duplicate events per minute (a data-quality metric)."""
+        assert self._con is not None
+        dups = [
+            batch.filter(
+                pc.invert(
+                    pc.is_in(
+                        batch.column("event_id"), value_set=new.column("event_id").combine_chunks()
+                    )
+                )
+            ).select(["version", "ts"])
+            for batch, new in zip(batches, fresh, strict=True)
+            if batch.num_rows != new.num_rows
+        ]
+        if not dups:
+            return
+        table = _naive_utc(pa.concat_tables(dups), "ts")
+        self._con.register("_dups", table)
+        try:
+            self._con.execute(
+                f"INSERT INTO agg_dupes SELECT {m.id}, version,"
+                " CAST(date_trunc('minute', ts) AS TIMESTAMP), count(*) FROM _dups GROUP BY ALL"
+            ).fetchall()
+        finally:
+            self._con.unregister("_dups")
 
     def _new_rows(self, m: ModelState, batch: pa.Table) -> pa.Table:
         """The rows of ``batch`` not stored yet (a retried batch has the same ids and times)."""
@@ -673,6 +716,7 @@ class DuckDBStore(Reads, Upkeep):
                 "INSERT INTO reference_sets VALUES (?, ?, ?, ?, ?)",
                 [m.id, key, table, batch.num_rows, now],
             ).fetchall()
+            self._profile_reference(m, key, batch)
             return int(batch.num_rows)
 
         return self._submit(fn, batch.num_rows, ddl)  # type: ignore[no-any-return]

@@ -33,6 +33,8 @@ class ModelState:
     # Minutes that received appended (partial) operational rows since the last compaction.
     partial_lo: datetime | None = None
     partial_hi: datetime | None = None
+    # Events committed that the feature-binning job has not counted yet (a backlog).
+    features_behind: bool = False
 
 
 class Upkeep:

@@ -1,0 +1,336 @@
+"""Drift and data quality over time ranges, from the store's feature counts.
+
+Engine-neutral: asks a :class:`~watchkeeper.store.base.Store` for merged counts and turns
+them into verdicts with :mod:`watchkeeper.drift`. The API and, later, the monitors use these.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from watchkeeper.drift.profile import Counts, Layout
+from watchkeeper.drift.quality import feature_quality
+from watchkeeper.drift.settings import DriftSettings
+from watchkeeper.drift.stats import (
+    DriftConfigError,
+    FeatureDrift,
+    compare,
+    judge,
+    sort_results,
+    summary,
+)
+from watchkeeper.store.base import Store
+
+LABEL = "__label__"
+PSEUDO = ("__score__", "__prediction__", LABEL)
+MULTIVARIATE_ROWS = 5000
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def check_method(method: str | None) -> None:
+    if method is None:
+        return
+    from watchkeeper.drift.stats import METHODS
+
+    if method not in METHODS:
+        raise DriftConfigError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def drift_report(
+    store: Store,
+    model: str,
+    start: datetime,
+    end: datetime,
+    *,
+    against: str = "reference",
+    version: str | None = None,
+    segment: tuple[str, str] | None = None,
+    by: str | None = None,
+    method: str | None = None,
+    features: Sequence[str] | None = None,
+    multivariate: bool = True,
+    settings: DriftSettings | None = None,
+) -> dict[str, Any]:
+    """Per-feature drift of [start, end) against the reference or the previous window."""
+    settings = settings or DriftSettings()
+    check_method(method)
+    layouts = store.drift_layouts(model)
+    wanted = [f for f in (features or layouts) if f in layouts]
+    unknown = [f for f in (features or []) if f not in layouts]
+    if against == "previous":
+        prev_start = start - (end - start)
+        prev = store.feature_counts(
+            model, prev_start, start, version=version, segment=segment, features=wanted
+        )
+        ref = next(iter(prev.values()), {})
+        ref = dict(ref)
+        if LABEL in wanted:
+            lc = store.label_counts(model, prev_start, start, version=version, segment=segment)
+            if lc is not None:
+                ref[LABEL] = lc
+        ref_desc = {"against": "previous", "start": prev_start, "end": start}
+    else:
+        ref = store.reference_counts(model, version)
+        ref_desc = {"against": "reference", "version": version}
+    current = store.feature_counts(
+        model, start, end, version=version, segment=segment, by=by, features=wanted
+    )
+    groups: dict[str, dict[str, Counts]] = {}
+    for (_, seg_value), counts in current.items():
+        groups.setdefault(seg_value, {}).update(counts)
+    if by is None:
+        groups.setdefault("", {})
+        if LABEL in wanted:
+            lc = store.label_counts(model, start, end, version=version, segment=segment)
+            if lc is not None and lc.total:
+                groups[""][LABEL] = lc
+    results: list[FeatureDrift] = []
+    for seg_value, counts in sorted(groups.items()):
+        for name in wanted:
+            lay = layouts[name]
+            r = ref.get(name) or Counts.empty(lay.n_codes)
+            c = counts.get(name) or Counts.empty(lay.n_codes)
+            if name == LABEL and not c.total:
+                continue  # no ground truth yet for this range
+            res = compare(
+                name,
+                lay,
+                r,
+                c,
+                settings.choice(model, name, lay.kind, method),
+                min_samples=settings.min_samples,
+            )
+            if by is not None:
+                res.segment = f"{by}:{seg_value}"
+            results.append(res)
+    judge(results, settings.alpha)
+    results = sort_results(results)
+    out: dict[str, Any] = {
+        "model": model,
+        "start": start,
+        "end": end,
+        "version": version,
+        "segment": f"{segment[0]}:{segment[1]}" if segment else None,
+        "by": by,
+        "reference": ref_desc,
+        "summary": summary(results, settings.alpha),
+        "features": [r.to_dict() for r in results],
+        "unknown_features": unknown,
+        "multivariate": [],
+    }
+    if multivariate and by is None:
+        out["multivariate"] = _multivariate(
+            store, model, start, end, version, segment, against, layouts
+        )
+    return out
+
+
+def _multivariate(
+    store: Store,
+    model: str,
+    start: datetime,
+    end: datetime,
+    version: str | None,
+    segment: tuple[str, str] | None,
+    against: str,
+    layouts: Mapping[str, Layout],
+) -> list[dict[str, Any]]:
+    from watchkeeper.drift.multivariate import domain_classifier, pca_reconstruction
+
+    cur = store.sample_rows(
+        model, start, end, version=version, segment=segment, limit=MULTIVARIATE_ROWS
+    )
+    if against == "previous":
+        ref = store.sample_rows(
+            model,
+            start - (end - start),
+            start,
+            version=version,
+            segment=segment,
+            limit=MULTIVARIATE_ROWS,
+        )
+    else:
+        ref = store.reference_sample(model, version, limit=MULTIVARIATE_ROWS)
+    names = [n for n in layouts if n not in PSEUDO and n in cur and n in ref]
+    kinds = {n: layouts[n].kind for n in names}
+    r = {n: ref[n] for n in names}
+    c = {n: cur[n] for n in names}
+    return [
+        domain_classifier(r, c, kinds, max_rows=MULTIVARIATE_ROWS),
+        pca_reconstruction(r, c, kinds, max_rows=MULTIVARIATE_ROWS),
+    ]
+
+
+def _windows(start: datetime, end: datetime, seconds: int) -> list[int]:
+    first = int(start.timestamp()) // seconds * seconds
+    last = math.ceil(end.timestamp())
+    return list(range(first, last, seconds))
+
+
+def drift_timeline(
+    store: Store,
+    model: str,
+    start: datetime,
+    end: datetime,
+    window_seconds: int,
+    *,
+    version: str | None = None,
+    segment: tuple[str, str] | None = None,
+    method: str | None = None,
+    features: Sequence[str] | None = None,
+    settings: DriftSettings | None = None,
+) -> dict[str, Any]:
+    """Drift statistic per feature per window against the reference (for the heat-map)."""
+    settings = settings or DriftSettings()
+    check_method(method)
+    layouts = store.drift_layouts(model)
+    wanted = [f for f in (features or layouts) if f in layouts and f != LABEL]
+    ref = store.reference_counts(model, version)
+    counts = store.feature_counts(
+        model,
+        start,
+        end,
+        version=version,
+        segment=segment,
+        window_seconds=window_seconds,
+        features=wanted,
+    )
+    windows = _windows(start, end, window_seconds)
+    index = {w: i for i, w in enumerate(windows)}
+    rows: dict[str, dict[str, Any]] = {}
+    for name in wanted:
+        lay = layouts[name]
+        choice = settings.choice(model, name, lay.kind, method)
+        rows[name] = {
+            "feature": name,
+            "kind": lay.kind,
+            "method": choice.method,
+            "warn_threshold": choice.warn,
+            "threshold": choice.drift,
+            "statistic": [None] * len(windows),
+            "p_adjusted": [None] * len(windows),
+            "severity": ["insufficient"] * len(windows),
+            "n": [0] * len(windows),
+        }
+    for (b, _), per_feature in counts.items():
+        i = index.get(b)
+        if i is None:
+            continue
+        results = []
+        for name in wanted:
+            lay = layouts[name]
+            c = per_feature.get(name)
+            if c is None:
+                continue
+            r = ref.get(name) or Counts.empty(lay.n_codes)
+            res = compare(
+                name,
+                lay,
+                r,
+                c,
+                settings.choice(model, name, lay.kind, method),
+                min_samples=settings.min_samples,
+                histogram=False,
+            )
+            results.append(res)
+        judge(results, settings.alpha)
+        for res in results:
+            row = rows[res.feature]
+            d = res.to_dict()
+            row["statistic"][i] = d["statistic"]
+            row["p_adjusted"][i] = d["p_adjusted"]
+            row["severity"][i] = res.severity
+            row["n"][i] = res.n_current
+
+    def worst(row: dict[str, Any]) -> float:
+        vals = [v for v in row["statistic"] if v is not None]
+        return -(max(vals) / row["threshold"]) if vals and row["threshold"] else 0.0
+
+    return {
+        "model": model,
+        "start": start,
+        "end": end,
+        "window_seconds": window_seconds,
+        "version": version,
+        "segment": f"{segment[0]}:{segment[1]}" if segment else None,
+        "windows": [_iso(w) for w in windows],
+        "features": sorted(rows.values(), key=lambda r: (worst(r), r["feature"])),
+    }
+
+
+def data_quality(
+    store: Store,
+    model: str,
+    start: datetime,
+    end: datetime,
+    window_seconds: int | None,
+    *,
+    version: str | None = None,
+    segment: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """Data-quality metrics per feature and window, plus duplicates and schema changes."""
+    layouts = store.drift_layouts(model)
+    names = [n for n in layouts if n not in PSEUDO]
+    ref = store.reference_counts(model, version)
+    counts = store.feature_counts(
+        model,
+        start,
+        end,
+        version=version,
+        segment=segment,
+        window_seconds=window_seconds,
+        features=names,
+    )
+    dups = store.duplicate_counts(model, start, end, window_seconds) if segment is None else {}
+    history = store.feature_history(model)
+    windows = _windows(start, end, window_seconds) if window_seconds else [int(start.timestamp())]
+    out_windows = []
+    for w in windows:
+        per_feature = next((v for (b, _), v in counts.items() if b == w), {})
+        w_start = datetime.fromtimestamp(w, tz=timezone.utc)
+        w_end = w_start + timedelta(seconds=window_seconds) if window_seconds else end
+        feats = {}
+        rows = 0
+        for name in names:
+            lay = layouts[name]
+            c = per_feature.get(name) or Counts.empty(lay.n_codes)
+            rows = max(rows, c.total)
+            feats[name] = feature_quality(lay, ref.get(name), c)
+        appeared = [
+            name
+            for name, _, source, at in history
+            if source == "events" and w_start <= at < w_end and name not in layouts
+        ]
+        disappeared = [n for n, q in feats.items() if q["all_null"] == 1]
+        dup = dups.get(w, 0)
+        out_windows.append(
+            {
+                "start": _iso(w),
+                "rows": rows,
+                "duplicates": dup if segment is None else None,
+                "duplicate_rate": (dup / (rows + dup) if rows + dup else None)
+                if segment is None
+                else None,
+                "features": feats,
+                "schema": {"appeared": appeared, "disappeared": disappeared},
+            }
+        )
+    not_in_reference = sorted(
+        name for name, _, _, _ in history if name not in layouts and name not in PSEUDO
+    )
+    return {
+        "model": model,
+        "start": start,
+        "end": end,
+        "window_seconds": window_seconds,
+        "version": version,
+        "segment": f"{segment[0]}:{segment[1]}" if segment else None,
+        "features_not_in_reference": not_in_reference,
+        "windows": out_windows,
+    }

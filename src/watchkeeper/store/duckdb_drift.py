@@ -1,0 +1,649 @@
+"""Drift on the DuckDB store: reference profiles, per-minute feature counts, and their reads.
+
+* **Layouts.** The model's default reference (the one uploaded without a version, else the
+  latest) fixes each feature's bins (:mod:`watchkeeper.drift.profile`), stored in
+  ``drift_layouts``. Every reference set is then counted in those bins
+  (``reference_profiles``), so a version's reference and its traffic compare bin for bin.
+  Replacing the default reference changes the bins: the feature counts are rebuilt from the
+  stored events in the background.
+* **Feature counts.** A job on the writer thread takes the events committed since its
+  watermark (``received_at``), bins every feature in numpy and appends per (minute, version,
+  segment, feature, bin) rows to ``agg_feat`` — count, sum, sum of squares, min, max — with
+  the watermark moved in the same transaction. Compaction and the hourly tier treat
+  ``agg_feat`` like every other aggregate table.
+* **Pseudo-features.** ``__score__`` (the score), ``__prediction__`` (the predicted class or
+  value) and ``__label__`` (ground truth; reference only, windows read it from actuals) go
+  through the same path, which gives output and label drift.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from watchkeeper.drift.profile import (
+    INVALID_CODE,
+    NULL_CODE,
+    Counts,
+    Layout,
+    NumericLayout,
+    build_layout,
+    count,
+    layout_from_json,
+)
+from watchkeeper.store import duckdb_sql as sql
+from watchkeeper.store.base import EmptyRangeError, NoReferenceError
+from watchkeeper.store.duckdb_reads import _naive, _tiers, first
+from watchkeeper.store.duckdb_upkeep import ModelState
+
+log = logging.getLogger("watchkeeper.store")
+
+FEATURE_PREFIX = "feature:"
+SCORE, PREDICTION, LABEL = "__score__", "__prediction__", "__label__"
+PSEUDO = (SCORE, PREDICTION, LABEL)
+EPOCH = datetime(1970, 1, 1)
+CHUNK_ROWS = 500_000  # events binned per job run; a backlog (new layout) takes several runs
+
+
+def pseudo_kind(name: str, task: str | None) -> str:
+    if name == SCORE or task == "regression":
+        return "number"
+    return "string"
+
+
+def reference_columns(table: pa.Table, task: str | None) -> dict[str, pa.ChunkedArray]:
+    """The columns of a reference table to profile, by feature name (pseudo-features too)."""
+    out: dict[str, pa.ChunkedArray] = {}
+    for name in table.column_names:
+        if name.startswith(FEATURE_PREFIX):
+            out[name[len(FEATURE_PREFIX) :]] = table.column(name)
+    numeric = task == "regression"
+    if "score" in table.column_names:
+        out[SCORE] = table.column("score")
+    pred = "prediction_value" if numeric else "prediction"
+    if pred in table.column_names:
+        out[PREDICTION] = table.column(pred)
+    label = "label_value" if numeric else "label"
+    if label in table.column_names:
+        out[LABEL] = table.column(label)
+    return {k: v for k, v in out.items() if v.null_count < len(v)}
+
+
+def _codes(layout: Layout, col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the code (null -1, invalid -2) and the numeric value (NaN if none)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    n = len(col)
+    codes = np.full(n, NULL_CODE, dtype=np.int32)
+    valid = np.asarray(pc.is_valid(col).to_numpy(zero_copy_only=False), dtype=bool)
+    if isinstance(layout, NumericLayout):
+        values = np.asarray(
+            col.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False),
+            dtype=np.float64,
+        )
+        finite = np.isfinite(values)
+        codes[valid & ~finite] = INVALID_CODE
+        codes[finite] = layout.codes(values[finite])
+        return codes, values
+    if pa.types.is_boolean(col.type):
+        col = pc.if_else(col, "true", "false")
+    elif not pa.types.is_string(col.type):
+        col = col.cast(pa.string())
+    if valid.any():
+        codes[valid] = layout.codes(pc.filter(col, pa.array(valid)))
+    return codes, np.full(n, np.nan)
+
+
+class Drift:
+    """Mixin of :class:`~watchkeeper.store.duckdb_store.DuckDBStore`."""
+
+    _con: duckdb.DuckDBPyConnection | None
+    _models: dict[str, ModelState]
+    _models_lock: threading.Lock
+    _counters: dict[str, float]
+    _submit: Callable[..., Any]
+    _rollback: Callable[[], None]
+    _require: Callable[[str], ModelState]
+    _cursor: Callable[[], duckdb.DuckDBPyConnection]
+    _layouts: dict[int, dict[str, Layout]]
+
+    # ------------------------------------------------------------------ profiles (writer)
+    def _load_layouts(self) -> None:
+        assert self._con is not None
+        self._layouts = {}
+        for mid, feature, layout in self._con.execute(
+            "SELECT model_id, feature, layout FROM drift_layouts"
+        ).fetchall():
+            self._layouts.setdefault(mid, {})[feature] = layout_from_json(json.loads(layout))
+
+    def _profile_reference(self, m: ModelState, version: str, table: pa.Table) -> None:
+        """Inside the reference's transaction: fix the layout (default reference) and count
+        every reference set of the model in it."""
+        assert self._con is not None
+        con = self._con
+        is_default = version == "" or m.id not in self._layouts
+        if not is_default:
+            has_default = first(
+                con.execute(
+                    "SELECT count(*) FROM reference_sets WHERE model_id = ? AND version = ''",
+                    [m.id],
+                ).fetchall()
+            )
+            is_default = not (has_default and has_default[0])
+        if is_default:
+            cols = reference_columns(table, m.task)
+            layouts = {
+                name: build_layout(col, self._kind(m, name, col)) for name, col in cols.items()
+            }
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            con.execute("DELETE FROM drift_layouts WHERE model_id = ?", [m.id]).fetchall()
+            for name, lay in layouts.items():
+                con.execute(
+                    "INSERT INTO drift_layouts VALUES (?, ?, ?, ?, ?)",
+                    [m.id, name, lay.kind, json.dumps(lay.to_json()), now],
+                ).fetchall()
+            # New bins: recount every reference set, and every stored event in the background.
+            con.execute("DELETE FROM reference_profiles WHERE model_id = ?", [m.id]).fetchall()
+            for tbl in ("agg_feat", "agg_feat_h"):
+                con.execute(f"DELETE FROM {tbl} WHERE model_id = ?", [m.id]).fetchall()
+            con.execute("DELETE FROM feature_watermarks WHERE model_id = ?", [m.id]).fetchall()
+            self._layouts[m.id] = layouts
+            m.features_behind = True
+            others = con.execute(
+                "SELECT version, table_name FROM reference_sets WHERE model_id = ?"
+                " AND version <> ?",
+                [m.id, version],
+            ).fetchall()
+            for v, tname in others:
+                other = _arrow(con, f"SELECT * FROM {sql.ident(tname)}")
+                self._store_profile(m, v, other)
+        else:
+            con.execute(
+                "DELETE FROM reference_profiles WHERE model_id = ? AND version = ?",
+                [m.id, version],
+            ).fetchall()
+        self._store_profile(m, version, table)
+
+    def _kind(self, m: ModelState, name: str, col: pa.ChunkedArray) -> Any:
+        if name in PSEUDO:
+            return pseudo_kind(name, m.task)
+        kind = m.features.get(name)
+        if kind is None:
+            typ = col.type
+            kind = "number" if pa.types.is_floating(typ) or pa.types.is_integer(typ) else "string"
+        return kind
+
+    def _store_profile(self, m: ModelState, version: str, table: pa.Table) -> None:
+        assert self._con is not None
+        layouts = self._layouts.get(m.id, {})
+        cols = reference_columns(table, m.task)
+        for name, lay in layouts.items():
+            col = cols.get(name)
+            counts = count(lay, col) if col is not None else Counts.empty(lay.n_codes)
+            if col is None:
+                counts.null = table.num_rows
+            self._con.execute(
+                "INSERT INTO reference_profiles VALUES (?, ?, ?, ?)",
+                [m.id, version, name, json.dumps(counts.to_json())],
+            ).fetchall()
+
+    # ------------------------------------------------------------------ feature counts (writer)
+    def _aggregate_features(self, budget_s: float = 2.0) -> None:
+        """Bin the events committed since each model's watermark; one model a transaction."""
+        t0 = time.monotonic()
+        with self._models_lock:
+            models = [m for m in self._models.values() if m.id in self._layouts]
+        for m in models:
+            if time.monotonic() - t0 > budget_s:
+                break
+            try:
+                self._aggregate_model_features(m)
+            except (duckdb.Error, pa.ArrowException, ValueError):
+                self._rollback()
+                log.exception("binning features failed for model %s", m.name)
+
+    def _aggregate_model_features(self, m: ModelState) -> None:
+        assert self._con is not None
+        con = self._con
+        ev = sql.events_table(m.id)
+        row = first(
+            con.execute(
+                "SELECT received_at FROM feature_watermarks WHERE model_id = ?", [m.id]
+            ).fetchall()
+        )
+        wm = row[0] if row else EPOCH
+        cut = first(
+            con.execute(
+                f"SELECT received_at FROM {ev} WHERE received_at > ? ORDER BY received_at"
+                f" LIMIT 1 OFFSET {CHUNK_ROWS - 1}",
+                [wm],
+            ).fetchall()
+        )
+        m.features_behind = cut is not None
+        hi_row = (
+            cut
+            if cut is not None
+            else first(
+                con.execute(
+                    f"SELECT max(received_at) FROM {ev} WHERE received_at > ?", [wm]
+                ).fetchall()
+            )
+        )
+        if hi_row is None or hi_row[0] is None:
+            return
+        hi = hi_row[0]
+        layouts = self._layouts[m.id]
+        names = [n for n in layouts if n != LABEL and (n in PSEUDO or n in m.features)]
+        if not names:
+            return
+        source_cols = {SCORE: "score", PREDICTION: self._prediction_column(m)}
+        select = ["version", "ts", "segments"] + [
+            sql.ident(source_cols.get(n, FEATURE_PREFIX + n)) + f" AS c{i}"
+            for i, n in enumerate(names)
+        ]
+        batch = _arrow(
+            con,
+            f"SELECT {', '.join(select)} FROM {ev} WHERE received_at > ? AND received_at <= ?",
+            [wm, hi],
+        )
+        con.begin()
+        try:
+            if batch.num_rows:
+                cols: dict[str, Any] = {
+                    "version": batch.column("version"),
+                    "ts": batch.column("ts"),
+                    "segments": batch.column("segments"),
+                }
+                for i, n in enumerate(names):
+                    codes, values = _codes(layouts[n], batch.column(f"c{i}"))
+                    cols[f"k{i}"] = pa.array(codes, pa.int32())
+                    cols[f"v{i}"] = pa.array(values, pa.float64(), from_pandas=True)
+                binned = pa.table(cols)
+                con.register("_fbatch", binned)
+                try:
+                    for stmt in feature_aggregate_sql(m.id, "_fbatch", names):
+                        con.execute(stmt).fetchall()
+                    con.execute(sql.mark_hours_sql(m.id, "_fbatch", "ts")).fetchall()
+                finally:
+                    con.unregister("_fbatch")
+                lo_m = pc.min(batch.column("ts")).as_py().replace(second=0, microsecond=0)
+                hi_m = pc.max(batch.column("ts")).as_py().replace(second=0, microsecond=0)
+                lo_m, hi_m = lo_m.replace(tzinfo=None), hi_m.replace(tzinfo=None)
+                m.partial_lo = lo_m if m.partial_lo is None else min(m.partial_lo, lo_m)
+                m.partial_hi = hi_m if m.partial_hi is None else max(m.partial_hi, hi_m)
+            con.execute(
+                "INSERT OR REPLACE INTO feature_watermarks VALUES (?, ?)", [m.id, hi]
+            ).fetchall()
+            con.commit()
+        except BaseException:
+            self._rollback()
+            raise
+        self._counters["feature_rows"] = self._counters.get("feature_rows", 0) + batch.num_rows
+
+    @staticmethod
+    def _prediction_column(m: ModelState) -> str:
+        return "prediction_value" if m.task == "regression" else "prediction"
+
+    def refresh_features(self) -> None:
+        """Bin every event committed so far now (waits for the writer; for tests and CLI)."""
+
+        def run() -> None:
+            assert self._con is not None
+            self._con.commit()
+            try:
+                for _ in range(10_000):
+                    self._aggregate_features(budget_s=3600)
+                    with self._models_lock:
+                        behind = any(m.features_behind for m in self._models.values())
+                    if not behind:
+                        break
+            finally:
+                self._con.begin()
+
+        self._submit(run, 0)
+
+    # ------------------------------------------------------------------ reads
+    def drift_layouts(self, model: str) -> dict[str, Layout]:
+        m = self._require(model)
+        layouts = self._layouts.get(m.id)
+        if not layouts:
+            raise NoReferenceError(
+                f"model {model!r} has no reference profile: upload one with"
+                f" PUT /api/v1/models/{model}/reference, or pin a window of its traffic with"
+                f" POST /api/v1/models/{model}/reference/pin"
+            )
+        return dict(layouts)
+
+    def reference_counts(self, model: str, version: str | None) -> dict[str, Counts]:
+        """The reference profile for ``version`` (its own reference if uploaded, else the
+        model's default)."""
+        m = self._require(model)
+        layouts = self.drift_layouts(model)
+        cur = self._cursor()
+        rows = cur.execute(
+            "SELECT version, feature, counts FROM reference_profiles WHERE model_id = ?"
+            " AND version IN (?, '')",
+            [m.id, version or ""],
+        ).fetchall()
+        have_own = any(v == (version or "") for v, _, _ in rows)
+        have_default = any(v == "" for v, _, _ in rows)
+        if not have_own and have_default:  # no reference of its own: the default one
+            want = ""
+        elif not have_own:  # no default set but versioned ones: use the one that fixed the bins
+            rows = cur.execute(
+                "SELECT p.version, p.feature, p.counts FROM reference_profiles p"
+                " JOIN (SELECT version FROM reference_sets WHERE model_id = ?"
+                "       ORDER BY uploaded_at DESC LIMIT 1) r ON r.version = p.version"
+                " WHERE p.model_id = ?",
+                [m.id, m.id],
+            ).fetchall()
+            want = rows[0][0] if rows else ""
+        else:
+            want = version or ""
+        out: dict[str, Counts] = {}
+        for v, feature, blob in rows:
+            if v == want and feature in layouts:
+                out[feature] = Counts.from_json(json.loads(blob), layouts[feature].n_codes)
+        return out
+
+    def feature_counts(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: str | None = None,
+        segment: tuple[str, str] | None = None,
+        by: str | None = None,
+        window_seconds: int | None = None,
+        features: Sequence[str] | None = None,
+    ) -> dict[tuple[int, str], dict[str, Counts]]:
+        """Merged feature counts keyed by (window start epoch, segment value).
+
+        Without ``window_seconds`` there is one window (keyed by ``start``); with ``by``,
+        one entry per value of that segment (else the segment value is ``''``).
+        """
+        m = self._require(model)
+        layouts = self.drift_layouts(model)
+        cur = self._cursor()
+        start, end = _naive(start), _naive(end)
+        epoch0 = int(start.replace(tzinfo=timezone.utc).timestamp())
+        if window_seconds:
+            w = int(window_seconds)
+            bucket = f"(epoch(minute)::BIGINT // {w}) * {w}"
+        else:
+            bucket = str(epoch0)
+        params: dict[str, Any] = {"mid": m.id}
+        if by is not None:
+            where = "model_id = $mid AND seg_key = $sk"
+            params["sk"] = by
+        else:
+            sk, sv = segment or ("", "")
+            where = "model_id = $mid AND seg_key = $sk AND seg_value = $sv"
+            params.update(sk=sk, sv=sv)
+        if version is not None:
+            where += " AND version = $ver"
+            params["ver"] = version
+        wanted = [f for f in (features or layouts) if f in layouts]
+        if not wanted:
+            return {}
+        params["feats"] = wanted
+        where += " AND list_contains($feats, feature)"
+        hourly = window_seconds is None or window_seconds % 3600 == 0
+        minute_ranges, hour_ranges = _tiers(cur, m.id, start, end, hourly)
+        parts = [
+            f"SELECT * FROM agg_feat{tier} WHERE {where}"
+            f" AND minute >= TIMESTAMP '{lo}' AND minute < TIMESTAMP '{hi}'"
+            for tier, ranges in (("", minute_ranges), ("_h", hour_ranges))
+            for lo, hi in ranges
+        ]
+        if not parts:
+            return {}
+        got = _arrow(
+            cur,
+            f"SELECT {bucket} AS b, seg_value, feature, bin, sum(n)::BIGINT AS n,"
+            " sum(vsum) AS s, sum(vsq) AS q, min(vmin) AS lo, max(vmax) AS hi"
+            f" FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL ORDER BY 1, 2, 3",
+            params,
+        )
+        out: dict[tuple[int, str], dict[str, Counts]] = defaultdict(dict)
+        if not got.num_rows:
+            return out
+        cols = {name: got.column(name).to_numpy(zero_copy_only=False) for name in got.column_names}
+        keys = np.char.add(
+            np.char.add(cols["b"].astype(str), "\x00"),
+            np.char.add(
+                cols["seg_value"].astype(str), np.char.add("\x00", cols["feature"].astype(str))
+            ),
+        )
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        ends = np.r_[starts[1:], len(keys)]
+        for a, z in zip(starts.tolist(), ends.tolist(), strict=True):
+            feature = str(cols["feature"][a])
+            lay = layouts[feature]
+            c = Counts.empty(lay.n_codes)
+            c.add_code_rows(
+                cols["bin"][a:z],
+                cols["n"][a:z],
+                cols["s"][a:z],
+                cols["q"][a:z],
+                cols["lo"][a:z],
+                cols["hi"][a:z],
+            )
+            key = (int(cols["b"][a]), "" if by is None else str(cols["seg_value"][a]))
+            out[key][feature] = c
+        return out
+
+    def label_counts(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: str | None = None,
+        segment: tuple[str, str] | None = None,
+    ) -> Counts | None:
+        """Ground truth of the events in the range, counted in the label's layout."""
+        m = self._require(model)
+        lay = self.drift_layouts(model).get(LABEL)
+        if lay is None:
+            return None
+        where = "a.model_id = ? AND a.event_ts >= ? AND a.event_ts < ?"
+        params: list[Any] = [m.id, _naive(start), _naive(end)]
+        join = ""
+        if version is not None or segment is not None:
+            join = (
+                f" JOIN {sql.events_table(m.id)} e ON e.event_id = a.event_id AND e.ts = a.event_ts"
+            )
+            if version is not None:
+                where += " AND e.version = ?"
+                params.append(version)
+            if segment is not None:
+                where += " AND e.segments[?] = ?"
+                params += [segment[0], segment[1]]
+        column = "label_value" if m.task == "regression" else "label"
+        got = _arrow(
+            self._cursor(), f"SELECT a.{column} AS v FROM actuals a{join} WHERE {where}", params
+        )
+        return count(lay, got.column("v"))
+
+    def sample_rows(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: str | None = None,
+        segment: tuple[str, str] | None = None,
+        limit: int = 5000,
+    ) -> dict[str, np.ndarray]:
+        """A uniform sample of the window's feature values (for the multivariate checks)."""
+        m = self._require(model)
+        names = sorted(m.features)
+        if not names:
+            return {}
+        where = "ts >= ? AND ts < ?"
+        params: list[Any] = [_naive(start), _naive(end)]
+        if version is not None:
+            where += " AND version = ?"
+            params.append(version)
+        if segment is not None:
+            where += " AND segments[?] = ?"
+            params += [segment[0], segment[1]]
+        cols = ", ".join(sql.ident(FEATURE_PREFIX + n) for n in names)
+        # DuckDB samples before WHERE: filter in a subquery so the sample is the window's.
+        got = _arrow(
+            self._cursor(),
+            f"SELECT * FROM (SELECT {cols} FROM {sql.events_table(m.id)} WHERE {where})"
+            f" USING SAMPLE reservoir({int(limit)} ROWS) REPEATABLE (7)",
+            params,
+        )
+        return _as_arrays(got, names)
+
+    def reference_sample(
+        self, model: str, version: str | None, limit: int = 5000
+    ) -> dict[str, np.ndarray]:
+        m = self._require(model)
+        cur = self._cursor()
+        row = first(
+            cur.execute(
+                "SELECT table_name FROM reference_sets WHERE model_id = ?"
+                " ORDER BY (version = ?) DESC, (version = '') DESC, uploaded_at DESC LIMIT 1",
+                [m.id, version or ""],
+            ).fetchall()
+        )
+        if row is None:
+            return {}
+        names = sorted(m.features)
+        table = _arrow(
+            cur,
+            f"SELECT * FROM {sql.ident(row[0])} USING SAMPLE reservoir({int(limit)} ROWS)"
+            " REPEATABLE (7)",
+        )
+        present = [n for n in names if FEATURE_PREFIX + n in table.column_names]
+        return _as_arrays(table, present)
+
+    def duplicate_counts(
+        self, model: str, start: datetime, end: datetime, window_seconds: int | None
+    ) -> dict[int, int]:
+        m = self._require(model)
+        start, end = _naive(start), _naive(end)
+        epoch0 = int(start.replace(tzinfo=timezone.utc).timestamp())
+        bucket = (
+            f"(epoch(minute)::BIGINT // {int(window_seconds)}) * {int(window_seconds)}"
+            if window_seconds
+            else str(epoch0)
+        )
+        rows = (
+            self._cursor()
+            .execute(
+                f"SELECT {bucket}, sum(n) FROM agg_dupes WHERE model_id = ? AND minute >= ?"
+                " AND minute < ? GROUP BY 1",
+                [m.id, start, end],
+            )
+            .fetchall()
+        )
+        return {int(b): int(n) for b, n in rows}
+
+    def feature_history(self, model: str) -> list[tuple[str, str, str, datetime]]:
+        """(feature, type, where first seen, when) for every feature of the model."""
+        m = self._require(model)
+        return [
+            (name, typ, src, at.replace(tzinfo=timezone.utc))
+            for name, typ, src, at in self._cursor()
+            .execute(
+                "SELECT name, type, source, added_at FROM model_features WHERE model_id = ?"
+                " ORDER BY added_at, name",
+                [m.id],
+            )
+            .fetchall()
+        ]
+
+    # ------------------------------------------------------------------ pinning
+    def pin_reference(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: str | None,
+        source_version: str | None,
+    ) -> int:
+        """Make the model's traffic in [start, end) (of ``source_version``, or all) its
+        reference (for ``version``, or the default); returns the row count."""
+        m = self._require(model)
+        cur = self._cursor()
+        names = sorted(m.features)
+        where = "e.ts >= ? AND e.ts < ?"
+        params: list[Any] = [_naive(start), _naive(end)]
+        if source_version is not None:
+            where += " AND e.version = ?"
+            params.append(source_version)
+        cols = ", ".join(f"e.{sql.ident(FEATURE_PREFIX + n)}" for n in names)
+        table = _arrow(
+            cur,
+            f"SELECT {cols}{', ' if cols else ''} e.prediction, e.prediction_value, e.score,"
+            " a.label, a.label_value"
+            f" FROM {sql.events_table(m.id)} e LEFT JOIN actuals a"
+            f" ON a.model_id = {m.id} AND a.event_id = e.event_id AND a.event_ts = e.ts"
+            f" WHERE {where}",
+            params,
+        )
+        if not table.num_rows:
+            raise EmptyRangeError(f"model {model!r} has no events between {start} and {end} to pin")
+        schema = {n: m.features[n] for n in names}
+        put = getattr(self, "put_reference")  # noqa: B009 - defined by the store
+        return int(put(model, version, table, schema))
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> pa.Table:
+    table = con.sql(query, params=params).to_arrow_table()
+    assert table is not None
+    return table
+
+
+def _as_arrays(
+    table: pa.Table, names: Sequence[str], prefixed: bool = True
+) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for n in names:
+        col = table.column(FEATURE_PREFIX + n if prefixed else n).combine_chunks()
+        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+            out[n] = np.asarray(
+                col.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False),
+                dtype=np.float64,
+            )
+        else:
+            out[n] = np.asarray(col.to_pylist(), dtype=object)
+    return out
+
+
+def feature_aggregate_sql(model_id: int, source: str, names: Sequence[str]) -> list[str]:
+    """Statements appending the feature counts of ``source`` (columns version, ts, segments,
+    ``k{i}`` codes and ``v{i}`` values, in the order of ``names``)."""
+    cols = ", ".join(f"k{i}, v{i}" for i in range(len(names)))
+    stmts = [
+        f"CREATE OR REPLACE TEMP TABLE _fx AS WITH {sql._expanded(source, cols)} SELECT * FROM x"
+    ]
+    selects = [
+        f"SELECT {model_id}, version, minute, seg_key, seg_value, '{name.replace(chr(39), chr(39) * 2)}',"
+        f" k{i}, count(*), coalesce(sum(v{i}) FILTER (WHERE k{i} >= 0), 0),"
+        f" coalesce(sum(v{i} * v{i}) FILTER (WHERE k{i} >= 0), 0),"
+        f" min(v{i}) FILTER (WHERE k{i} >= 0), max(v{i}) FILTER (WHERE k{i} >= 0)"
+        f" FROM _fx GROUP BY version, minute, seg_key, seg_value, k{i}"
+        for i, name in enumerate(names)
+    ]
+    stmts.append("INSERT INTO agg_feat " + " UNION ALL ".join(selects))
+    stmts.append("DROP TABLE _fx")
+    return stmts
