@@ -38,6 +38,7 @@ class ServerConfig:
     port: int = 8000
     config_file: Path | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    drift: DriftSettings | None = None  # overrides the config file's drift: section
 
 
 def _load_doc(path: Path | None) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def load_drift_settings(path: Path | None) -> DriftSettings:
 def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; the store opens and closes with the app's lifespan."""
     settings = {**load_settings(config.config_file), **config.settings}
-    drift = load_drift_settings(config.config_file)
+    drift = config.drift or load_drift_settings(config.config_file)
     store = DuckDBStore(config.data_dir, **settings)
     keys = KeyStore(config.data_dir)
     app = build_api(store, keys, drift)

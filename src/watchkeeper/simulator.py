@@ -10,7 +10,9 @@ so they can be tested without a server; :class:`Simulator` only schedules and se
 
 from __future__ import annotations
 
+import csv
 import heapq
+import io
 import itertools
 import math
 import random
@@ -73,8 +75,12 @@ def _label_delay(rng: random.Random, share: float) -> float | None:
     return rng.uniform(60.0, 300.0) if rng.random() < share else None
 
 
-def generate_fraud_event(rng: random.Random, ts: float) -> GeneratedEvent:
-    """A card transaction scored by ``fraud-scorer``, with its true label."""
+def generate_fraud_event(rng: random.Random, ts: float, drifted: bool = False) -> GeneratedEvent:
+    """A card transaction scored by ``fraud-scorer``, with its true label.
+
+    ``drifted``: the demo's incident — an upstream change in the apac region sends amounts in
+    local currency (about 1.8 times larger), so ``amount`` drifts there and nowhere else.
+    """
     fraud = rng.random() < 0.02
     region = rng.choices(("eu", "us", "apac"), weights=(0.45, 0.4, 0.15))[0]
     channel = rng.choices(("web", "app", "pos"), weights=(0.35, 0.3, 0.35))[0]
@@ -93,8 +99,9 @@ def generate_fraud_event(rng: random.Random, ts: float) -> GeneratedEvent:
     cvv_match = None if channel == "pos" else rng.random() > (0.15 if fraud else 0.02)
     card_type = rng.choices(("debit", "credit", "prepaid"), weights=(5, 4, 3 if fraud else 1))[0]
     device = "none" if channel == "pos" else rng.choice(("ios", "android", "windows", "macos"))
+    scale = 1.8 if drifted and region == "apac" else 1.0
     f: Features = {
-        "amount": round(avg_amount * ratio, 2),
+        "amount": round(avg_amount * ratio * scale, 2),
         "avg_amount_30d": round(avg_amount, 2),
         "amount_to_avg_ratio": round(ratio, 3),
         "account_age_days": age_days,
@@ -196,10 +203,44 @@ def generate_eta_event(rng: random.Random, ts: float) -> GeneratedEvent:
     return GeneratedEvent(ETA_MODEL, version, kwargs, label, delay or 0.0)
 
 
-def generate_event(rng: random.Random, ts: float) -> GeneratedEvent:
+def generate_event(rng: random.Random, ts: float, drifted: bool = False) -> GeneratedEvent:
     """One event from the mix of models the simulator serves."""
-    gen = generate_fraud_event if rng.random() < FRAUD_SHARE else generate_eta_event
-    return gen(rng, ts)
+    if rng.random() < FRAUD_SHARE:
+        return generate_fraud_event(rng, ts, drifted)
+    return generate_eta_event(rng, ts)
+
+
+def reference_csv(model: str, rows: int = 20_000, seed: int = 1) -> str:
+    """A reference (training) set for ``model`` as CSV text: features, prediction, score and
+    label of ``rows`` events spread over a day (so hour-of-day features cover every hour)."""
+    rng = random.Random(seed)
+    gen = generate_fraud_event if model == FRAUD_MODEL else generate_eta_event
+    out: list[dict[str, Any]] = []
+    base = time.time() - 86_400
+    for i in range(rows):
+        event = gen(rng, base + 86_400 * i / rows)
+        if event.log_kwargs["status"] == "error" or event.version == "v2":
+            continue
+        row: dict[str, Any] = dict(event.log_kwargs["features"])
+        for key, value in event.log_kwargs["segments"].items():
+            row[f"segments.{key}"] = value
+        row["prediction"] = event.log_kwargs["prediction"]
+        if event.log_kwargs.get("score") is not None:
+            row["score"] = event.log_kwargs["score"]
+        if event.label is not None:
+            row["label"] = event.label
+        out.append(row)
+    buf = io.StringIO()
+    fields = list(dict.fromkeys(k for row in out for k in row))
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in out:
+        writer.writerow({k: "" if v is None else _csv_value(v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _csv_value(v: Any) -> Any:
+    return str(v).lower() if isinstance(v, bool) else v
 
 
 @dataclass(order=True)
@@ -222,7 +263,10 @@ class Simulator:
         rate: float = 20.0,
         seed: int = 0,
         monitor_factory: MonitorFactory | None = None,
+        drift_from: float | None = None,
     ) -> None:
+        """``drift_from``: a Unix time from which fraud-scorer's apac traffic drifts (the demo's
+        incident, see :func:`generate_fraud_event`); None for no incident."""
         if rate <= 0:
             raise ValueError("rate must be positive (events per second)")
         self.rate = rate
@@ -236,6 +280,7 @@ class Simulator:
         self._thread: threading.Thread | None = None
         self.events_sent = 0
         self.labels_sent = 0
+        self.drift_from = drift_from
 
     @staticmethod
     def _default_factory(url: str, api_key: str) -> MonitorFactory:
@@ -281,7 +326,7 @@ class Simulator:
                 ts += self._rng.expovariate(self.rate)
                 if ts >= end:
                     break
-                self._send(generate_event(self._rng, ts))
+                self._send(generate_event(self._rng, ts, self._drifted(ts)))
                 self._send_due_labels(ts)
                 sent += 1
                 if sent % _BACKFILL_FLUSH_EVERY == 0:
@@ -293,6 +338,9 @@ class Simulator:
         if progress is not None and done < total:
             progress(total, total)
         return sent
+
+    def _drifted(self, ts: float) -> bool:
+        return self.drift_from is not None and ts >= self.drift_from
 
     def start(self) -> None:
         """Stream live traffic at about ``rate`` events per second in a background thread."""
@@ -306,7 +354,7 @@ class Simulator:
         while not self._stop.wait(self._rng.expovariate(self.rate)):
             with self._lock:
                 now = time.time()
-                self._send(generate_event(self._rng, now))
+                self._send(generate_event(self._rng, now, self._drifted(now)))
                 self._send_due_labels(now)
 
     def flush(self, timeout: float = 30.0) -> None:

@@ -61,13 +61,21 @@ def drift_report(
     settings = settings or DriftSettings()
     check_method(method)
     layouts = store.drift_layouts(model)
-    wanted = [f for f in (features or layouts) if f in layouts]
+    wanted = [f for f in (features or layouts) if f in layouts and settings.enabled(model, f)]
     unknown = [f for f in (features or []) if f not in layouts]
+    prev_by: dict[str, dict[str, Counts]] = {}
     if against == "previous":
         prev_start = start - (end - start)
         prev = store.feature_counts(
             model, prev_start, start, version=version, segment=segment, features=wanted
         )
+        if by is not None:
+            prev_by = {
+                sv: c
+                for (_, sv), c in store.feature_counts(
+                    model, prev_start, start, version=version, by=by, features=wanted
+                ).items()
+            }
         ref = next(iter(prev.values()), {})
         ref = dict(ref)
         if LABEL in wanted:
@@ -76,7 +84,7 @@ def drift_report(
                 ref[LABEL] = lc
         ref_desc = {"against": "previous", "start": prev_start, "end": start}
     else:
-        ref = store.reference_counts(model, version)
+        ref = store.reference_counts(model, version, segment)
         ref_desc = {"against": "reference", "version": version}
     current = store.feature_counts(
         model, start, end, version=version, segment=segment, by=by, features=wanted
@@ -92,9 +100,16 @@ def drift_report(
                 groups[""][LABEL] = lc
     results: list[FeatureDrift] = []
     for seg_value, counts in sorted(groups.items()):
+        seg_ref = ref
+        if by is not None:  # the same segment value of the reference, or of the previous range
+            seg_ref = (
+                prev_by.get(seg_value, {})
+                if against == "previous"
+                else store.reference_counts(model, version, (by, seg_value))
+            )
         for name in wanted:
             lay = layouts[name]
-            r = ref.get(name) or Counts.empty(lay.n_codes)
+            r = seg_ref.get(name) or Counts.empty(lay.n_codes)
             c = counts.get(name) or Counts.empty(lay.n_codes)
             if name == LABEL and not c.total:
                 continue  # no ground truth yet for this range
@@ -190,8 +205,12 @@ def drift_timeline(
     settings = settings or DriftSettings()
     check_method(method)
     layouts = store.drift_layouts(model)
-    wanted = [f for f in (features or layouts) if f in layouts and f != LABEL]
-    ref = store.reference_counts(model, version)
+    wanted = [
+        f
+        for f in (features or layouts)
+        if f in layouts and f != LABEL and settings.enabled(model, f)
+    ]
+    ref = store.reference_counts(model, version, segment)
     counts = store.feature_counts(
         model,
         start,
@@ -277,7 +296,7 @@ def data_quality(
     """Data-quality metrics per feature and window, plus duplicates and schema changes."""
     layouts = store.drift_layouts(model)
     names = [n for n in layouts if n not in PSEUDO]
-    ref = store.reference_counts(model, version)
+    ref = store.reference_counts(model, version, segment)
     counts = store.feature_counts(
         model,
         start,

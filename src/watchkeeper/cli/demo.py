@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
+import urllib.request
 from pathlib import Path
 from types import FrameType
 
@@ -32,6 +34,18 @@ def _wait_for_shutdown() -> None:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def upload_reference(url: str, api_key: str, model: str, csv_text: str) -> None:
+    """PUT a model's reference data (CSV) to the server."""
+    req = urllib.request.Request(
+        f"{url.rstrip('/')}/api/v1/models/{model}/reference",
+        data=csv_text.encode(),
+        method="PUT",
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "text/csv"},
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        resp.read()
 
 
 @click.command()
@@ -69,8 +83,9 @@ def demo(
     Sends BACKFILL-MINUTES of history first, then streams live traffic, and prints the
     dashboard address and a read key to sign in with.
     """
+    from watchkeeper.drift.settings import DriftSettings
     from watchkeeper.server import ServerConfig, ServerHandle
-    from watchkeeper.simulator import Simulator
+    from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL, Simulator, reference_csv
 
     data_dir = prepare_data_dir(data_dir)
     check_port_free(host, port)
@@ -79,14 +94,23 @@ def demo(
     read_key = create_key(data_dir, "read", "demo-browser")
 
     click.echo(f"Starting Watchkeeper (data in {data_dir}) ...", err=True)
-    handle = ServerHandle(ServerConfig(data_dir=data_dir, host=host, port=port))
+    # Time-of-day inputs differ between a short window and the day-long reference by design:
+    # switched off here, as a user would in the drift: section of their settings file.
+    off = {"enabled": False}
+    drift = DriftSettings(features={"hour_of_day": off, "day_of_week": off})
+    handle = ServerHandle(ServerConfig(data_dir=data_dir, host=host, port=port, drift=drift))
     try:
         handle.start()
     except (RuntimeError, TimeoutError) as exc:
         message = f"{exc}. See the messages above."
         raise click.ClickException(message) from exc
-    simulator = Simulator(handle.url, admin_key, rate=rate, seed=seed)
+    # The incident: the last 20 minutes of history (and all live traffic) drift in apac.
+    drift_from = time.time() - 20 * 60 if backfill_minutes > 20 else None
+    simulator = Simulator(handle.url, admin_key, rate=rate, seed=seed, drift_from=drift_from)
     try:
+        click.echo("Uploading the models' reference (training) data ...", err=True)
+        for model in (FRAUD_MODEL, ETA_MODEL):
+            upload_reference(handle.url, admin_key, model, reference_csv(model, seed=seed + 1))
         if backfill_minutes:
             label = f"Sending {backfill_minutes} min of history"
             with click.progressbar(length=backfill_minutes, label=label, file=None) as bar:

@@ -101,3 +101,7 @@ def keys_create(scope: str, data_dir: Path, name: str | None) -> None:
 
 main.add_command(demo)
 main.add_command(drift_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -181,6 +181,9 @@ def compare_files(
             _describe(con, cur_rel, Path(current)),
             columns,
         )
+        plan = [c for c in plan if settings.enabled("", c.name)]
+        if not plan:
+            raise OfflineInputError("every column is switched off (enabled: false)")
         select = ", ".join(_ident(c.name) for c in plan)
         ref_table = con.sql(f"SELECT {select} FROM {ref_rel}").to_arrow_table()
         assert ref_table is not None

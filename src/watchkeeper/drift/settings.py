@@ -69,6 +69,13 @@ class DriftSettings:
                     raise DriftConfigError(f"{where}.{name}: {exc}") from None
         return cls(alpha, min_samples, features, models)
 
+    def enabled(self, model: str, feature: str) -> bool:
+        """False for features switched off (``enabled: false``), e.g. time-of-day inputs
+        that differ between a short window and a day-long reference by design."""
+        spec = dict(self.features.get(feature, {}))
+        spec.update(self.models.get(model, {}).get(feature, {}))
+        return bool(spec.get("enabled", True))
+
     def choice(self, model: str, feature: str, kind: str, method: str | None) -> MethodChoice:
         spec = dict(self.features.get(feature, {}))
         spec.update(self.models.get(model, {}).get(feature, {}))

@@ -452,11 +452,11 @@ def method_overrides(
         if isinstance(value, str):
             out[name] = {"method": value}
         elif isinstance(value, Mapping):
-            unknown = set(value) - {"method", "warn", "drift"}
+            unknown = set(value) - {"method", "warn", "drift", "enabled"}
             if unknown:
                 raise DriftConfigError(
                     f"drift settings for {name!r}: unknown key(s) {', '.join(sorted(unknown))};"
-                    " use method, warn, drift"
+                    " use method, warn, drift, enabled"
                 )
             out[name] = dict(value)
         else:

@@ -169,8 +169,11 @@ class Store(Protocol):
         """Each profiled feature's bins; NoReferenceError when the model has no reference."""
         ...
 
-    def reference_counts(self, model: str, version: str | None) -> dict[str, Counts]:
-        """The reference profile of ``version`` (its own, else the model's default)."""
+    def reference_counts(
+        self, model: str, version: str | None, segment: tuple[str, str] | None = None
+    ) -> dict[str, Counts]:
+        """The reference profile of ``version`` (its own, else the model's default), for one
+        segment value when the reference has that segment's column."""
         ...
 
     def feature_counts(

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -53,13 +53,34 @@ FEATURE_PREFIX = "feature:"
 SCORE, PREDICTION, LABEL = "__score__", "__prediction__", "__label__"
 PSEUDO = (SCORE, PREDICTION, LABEL)
 EPOCH = datetime(1970, 1, 1)
-CHUNK_ROWS = 500_000  # events binned per job run; a backlog (new layout) takes several runs
+CHUNK_ROWS = 500_000
+SEGMENT_PREFIX = "segments."
+MAX_SEGMENT_PROFILES = 50  # segment values of the reference profiled on their own  # events binned per job run; a backlog (new layout) takes several runs
 
 
 def pseudo_kind(name: str, task: str | None) -> str:
     if name == SCORE or task == "regression":
         return "number"
     return "string"
+
+
+def reference_task(table: pa.Table, task: str | None) -> str | None:
+    """The model's task, else the one its reference's outputs suggest (a reference is often
+    uploaded before the first events tell the task)."""
+    if task is not None:
+        return task
+    from watchkeeper.store.duckdb_store import infer_task  # (imports this module)
+
+    guess = infer_task(table)
+    if guess is None and "label_value" in table.column_names:  # no predictions: the labels
+        labels = table.select(["label", "label_value"])
+        guess = infer_task(labels.rename_columns(["prediction", "prediction_value"]))
+    return guess
+
+
+def numeric_outputs(layouts: Mapping[str, Layout]) -> bool:
+    """Whether the prediction and label were profiled as numbers (a regression model)."""
+    return any(layouts[n].kind == "number" for n in (PREDICTION, LABEL) if n in layouts)
 
 
 def reference_columns(table: pa.Table, task: str | None) -> dict[str, pa.ChunkedArray]:
@@ -142,9 +163,11 @@ class Drift:
             )
             is_default = not (has_default and has_default[0])
         if is_default:
-            cols = reference_columns(table, m.task)
+            task = reference_task(table, m.task)
+            cols = reference_columns(table, task)
             layouts = {
-                name: build_layout(col, self._kind(m, name, col)) for name, col in cols.items()
+                name: build_layout(col, self._kind(m, name, col, task))
+                for name, col in cols.items()
             }
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             con.execute("DELETE FROM drift_layouts WHERE model_id = ?", [m.id]).fetchall()
@@ -175,9 +198,9 @@ class Drift:
             ).fetchall()
         self._store_profile(m, version, table)
 
-    def _kind(self, m: ModelState, name: str, col: pa.ChunkedArray) -> Any:
+    def _kind(self, m: ModelState, name: str, col: pa.ChunkedArray, task: str | None) -> Any:
         if name in PSEUDO:
-            return pseudo_kind(name, m.task)
+            return pseudo_kind(name, task)
         kind = m.features.get(name)
         if kind is None:
             typ = col.type
@@ -187,15 +210,50 @@ class Drift:
     def _store_profile(self, m: ModelState, version: str, table: pa.Table) -> None:
         assert self._con is not None
         layouts = self._layouts.get(m.id, {})
-        cols = reference_columns(table, m.task)
+        # the columns the layout was built from (its kinds, not the task known now)
+        cols = reference_columns(table, "regression" if numeric_outputs(layouts) else None)
+        self._insert_profile(m, version, "", "", layouts, cols, table.num_rows)
+        # Per segment value too (reference columns ``segments.<name>``), so a segment's
+        # traffic is compared with the same segment of the reference, not with everyone.
+        for column in table.column_names:
+            if not column.startswith(SEGMENT_PREFIX):
+                continue
+            seg_key = column[len(SEGMENT_PREFIX) :]
+            values = table.column(column)
+            vc = pc.value_counts(pc.drop_null(values.cast(pa.string())))
+            top = sorted(
+                zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True),
+                key=lambda x: -x[1],
+            )[:MAX_SEGMENT_PROFILES]
+            for seg_value, _ in top:
+                mask = pc.fill_null(pc.equal(values.cast(pa.string()), seg_value), False)
+                part = table.filter(mask)
+                part_cols = {k: v.filter(mask) for k, v in cols.items()}
+                self._insert_profile(
+                    m, version, seg_key, str(seg_value), layouts, part_cols, part.num_rows
+                )
+
+    def _insert_profile(
+        self,
+        m: ModelState,
+        version: str,
+        seg_key: str,
+        seg_value: str,
+        layouts: Mapping[str, Layout],
+        cols: Mapping[str, pa.ChunkedArray],
+        rows: int,
+    ) -> None:
+        assert self._con is not None
         for name, lay in layouts.items():
             col = cols.get(name)
             counts = count(lay, col) if col is not None else Counts.empty(lay.n_codes)
             if col is None:
-                counts.null = table.num_rows
+                counts.null = rows
+            if name == LABEL:  # a row without ground truth is unlabelled, not a missing value
+                counts.null = 0
             self._con.execute(
-                "INSERT INTO reference_profiles VALUES (?, ?, ?, ?)",
-                [m.id, version, name, json.dumps(counts.to_json())],
+                "INSERT INTO reference_profiles VALUES (?, ?, ?, ?, ?, ?)",
+                [m.id, version, name, json.dumps(counts.to_json()), seg_key, seg_value],
             ).fetchall()
 
     # ------------------------------------------------------------------ feature counts (writer)
@@ -247,7 +305,8 @@ class Drift:
         names = [n for n in layouts if n != LABEL and (n in PSEUDO or n in m.features)]
         if not names:
             return
-        source_cols = {SCORE: "score", PREDICTION: self._prediction_column(m)}
+        pred = "prediction_value" if numeric_outputs(layouts) else "prediction"
+        source_cols = {SCORE: "score", PREDICTION: pred}
         select = ["version", "ts", "segments"] + [
             sql.ident(source_cols.get(n, FEATURE_PREFIX + n)) + f" AS c{i}"
             for i, n in enumerate(names)
@@ -291,10 +350,6 @@ class Drift:
             raise
         self._counters["feature_rows"] = self._counters.get("feature_rows", 0) + batch.num_rows
 
-    @staticmethod
-    def _prediction_column(m: ModelState) -> str:
-        return "prediction_value" if m.task == "regression" else "prediction"
-
     def refresh_features(self) -> None:
         """Bin every event committed so far now (waits for the writer; for tests and CLI)."""
 
@@ -325,16 +380,30 @@ class Drift:
             )
         return dict(layouts)
 
-    def reference_counts(self, model: str, version: str | None) -> dict[str, Counts]:
+    def reference_counts(
+        self, model: str, version: str | None, segment: tuple[str, str] | None = None
+    ) -> dict[str, Counts]:
         """The reference profile for ``version`` (its own reference if uploaded, else the
-        model's default)."""
+        model's default) and ``segment`` (that segment's part of the reference when the
+        reference has the segment's column, else the whole reference)."""
         m = self._require(model)
         layouts = self.drift_layouts(model)
         cur = self._cursor()
+        sk, sv = segment or ("", "")
+        if segment is not None:
+            has = first(
+                cur.execute(
+                    "SELECT count(*) FROM reference_profiles WHERE model_id = ? AND seg_key = ?"
+                    " AND seg_value = ?",
+                    [m.id, sk, sv],
+                ).fetchall()
+            )
+            if not (has and has[0]):
+                sk, sv = "", ""
         rows = cur.execute(
             "SELECT version, feature, counts FROM reference_profiles WHERE model_id = ?"
-            " AND version IN (?, '')",
-            [m.id, version or ""],
+            " AND version IN (?, '') AND seg_key = ? AND seg_value = ?",
+            [m.id, version or "", sk, sv],
         ).fetchall()
         have_own = any(v == (version or "") for v, _, _ in rows)
         have_default = any(v == "" for v, _, _ in rows)
@@ -345,8 +414,8 @@ class Drift:
                 "SELECT p.version, p.feature, p.counts FROM reference_profiles p"
                 " JOIN (SELECT version FROM reference_sets WHERE model_id = ?"
                 "       ORDER BY uploaded_at DESC LIMIT 1) r ON r.version = p.version"
-                " WHERE p.model_id = ?",
-                [m.id, m.id],
+                " WHERE p.model_id = ? AND p.seg_key = ? AND p.seg_value = ?",
+                [m.id, m.id, sk, sv],
             ).fetchall()
             want = rows[0][0] if rows else ""
         else:
@@ -472,7 +541,7 @@ class Drift:
             if segment is not None:
                 where += " AND e.segments[?] = ?"
                 params += [segment[0], segment[1]]
-        column = "label_value" if m.task == "regression" else "label"
+        column = "label_value" if lay.kind == "number" else "label"
         got = _arrow(
             self._cursor(), f"SELECT a.{column} AS v FROM actuals a{join} WHERE {where}", params
         )
@@ -590,7 +659,20 @@ class Drift:
         if source_version is not None:
             where += " AND e.version = ?"
             params.append(source_version)
-        cols = ", ".join(f"e.{sql.ident(FEATURE_PREFIX + n)}" for n in names)
+        seg_keys = [
+            r[0]
+            for r in cur.execute(
+                "SELECT DISTINCT seg_key FROM agg_ops WHERE model_id = ? AND seg_key <> ''",
+                [m.id],
+            ).fetchall()
+        ]
+        cols = ", ".join(
+            [f"e.{sql.ident(FEATURE_PREFIX + n)}" for n in names]
+            + [
+                f"e.segments['{k.replace(chr(39), chr(39) * 2)}'] AS {sql.ident(SEGMENT_PREFIX + k)}"
+                for k in seg_keys
+            ]
+        )
         table = _arrow(
             cur,
             f"SELECT {cols}{', ' if cols else ''} e.prediction, e.prediction_value, e.score,"

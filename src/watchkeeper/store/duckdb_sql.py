@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS agg_dupes (model_id INTEGER, version VARCHAR, minute 
 CREATE TABLE IF NOT EXISTS drift_layouts (model_id INTEGER, feature VARCHAR, kind VARCHAR,
     layout VARCHAR, created_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS reference_profiles (model_id INTEGER, version VARCHAR,
-    feature VARCHAR, counts VARCHAR);
+    feature VARCHAR, counts VARCHAR, seg_key VARCHAR DEFAULT '', seg_value VARCHAR DEFAULT '');
 CREATE TABLE IF NOT EXISTS feature_watermarks (model_id INTEGER PRIMARY KEY,
     received_at TIMESTAMP);
 """
