@@ -104,8 +104,8 @@ def demo(
     except (RuntimeError, TimeoutError) as exc:
         message = f"{exc}. See the messages above."
         raise click.ClickException(message) from exc
-    # The incident: the last 20 minutes of history (and all live traffic) drift in apac.
-    drift_from = time.time() - 20 * 60 if backfill_minutes > 20 else None
+    # The incident: the last 30 minutes of history (and all live traffic) drift in apac.
+    drift_from = time.time() - 30 * 60 if backfill_minutes > 30 else None
     simulator = Simulator(handle.url, admin_key, rate=rate, seed=seed, drift_from=drift_from)
     try:
         click.echo("Uploading the models' reference (training) data ...", err=True)
