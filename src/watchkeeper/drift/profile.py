@@ -402,11 +402,14 @@ def coarse_groups(ref: np.ndarray, share: float = COARSE_SHARE) -> np.ndarray:
     starts |= heavy & (mass_before > mass_before[step_start])
     inner_groups = np.cumsum(starts) - 1
     last = int(inner_groups.max())
+    last_mass = inner[inner_groups == last].sum()
+    # (a light last bin with mass stays apart from a heavy atom: a 97/3 binary feature
+    # keeps both of its values)
     if (
         last > 0
         and total > 0
-        and inner[inner_groups == last].sum() < 0.5 * share * total
-        and not heavy[inner_groups == last - 1].any()
+        and last_mass < 0.5 * share * total
+        and not (last_mass > 0 and heavy[inner_groups == last - 1].any())
     ):
         inner_groups[inner_groups == last] = last - 1
     groups = np.empty(n, dtype=np.int64)

@@ -165,20 +165,26 @@ def _clean(x: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- bins and shares
-def binned(layout: Layout, ref: Counts, cur: Counts) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Counts of both sides in the bins the binned methods use, missing values last."""
+def binned(
+    layout: Layout, ref: Counts, cur: Counts, *, labels: bool = True
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Counts of both sides in the bins the binned methods use, missing values last (and the
+    bins' labels, unless ``labels`` is false)."""
+    names: list[str] = []
     if isinstance(layout, NumericLayout):
         groups = coarse_groups(ref.n)
         k = int(groups.max()) + 1 if len(groups) else 0
         r = np.bincount(groups, weights=ref.n, minlength=k)
         c = np.bincount(groups, weights=cur.n, minlength=k)
-        labels = _group_labels(layout, groups, k)
+        if labels:
+            names = _group_labels(layout, groups, k)
     else:
         r, c = ref.n.astype(np.float64), cur.n.astype(np.float64)
-        labels = layout.labels()
+        if labels:
+            names = layout.labels()
     r = np.append(r, ref.null)
     c = np.append(c, cur.null)
-    return r, c, [*labels, MISSING]
+    return r, c, [*names, MISSING] if labels else []
 
 
 def _group_labels(layout: NumericLayout, groups: np.ndarray, k: int) -> list[str]:
@@ -254,7 +260,8 @@ def ks(ref: Counts, cur: Counts) -> tuple[float, float, float]:
     mass = open_codes & (ref.n > 0)
     bound = float(np.max(np.maximum(pr, pc_)[mass])) if mass.any() else 0.0
     en = nr * nc / (nr + nc)
-    p = float(sps.kstwo.sf(d, round(en)))
+    # round(en) as scipy's ks_2samp(method="asymp"); it is 0 for one value a side (en 0.5)
+    p = float(sps.kstwo.sf(d, max(round(en), 1)))
     return d, min(max(p, 0.0), 1.0), bound
 
 
@@ -327,7 +334,7 @@ def compare(
     kind = layout.kind
     choice = choice or choose(kind)
     m = choice.method
-    r, c, labels = binned(layout, ref, cur)
+    r, c, labels = binned(layout, ref, cur, labels=histogram)
     result = FeatureDrift(
         feature=feature,
         kind=kind,

@@ -53,9 +53,10 @@ FEATURE_PREFIX = "feature:"
 SCORE, PREDICTION, LABEL = "__score__", "__prediction__", "__label__"
 PSEUDO = (SCORE, PREDICTION, LABEL)
 EPOCH = datetime(1970, 1, 1)
-CHUNK_ROWS = 500_000
+CHUNK_ROWS = 500_000  # events binned per job run; a backlog (new layout) takes several runs
 SEGMENT_PREFIX = "segments."
-MAX_SEGMENT_PROFILES = 50  # segment values of the reference profiled on their own  # events binned per job run; a backlog (new layout) takes several runs
+MAX_SEGMENT_PROFILES = 50  # segment values of the reference profiled on their own
+PIN_MAX_ROWS = 1_000_000  # a pinned range with more events is sampled down to this
 
 
 def pseudo_kind(name: str, task: str | None) -> str:
@@ -675,11 +676,13 @@ class Drift:
         )
         table = _arrow(
             cur,
-            f"SELECT {cols}{', ' if cols else ''} e.prediction, e.prediction_value, e.score,"
-            " a.label, a.label_value"
+            # (sampled after the filter: DuckDB samples a table before its WHERE)
+            f"SELECT * FROM (SELECT {cols}{', ' if cols else ''} e.prediction,"
+            " e.prediction_value, e.score, a.label, a.label_value"
             f" FROM {sql.events_table(m.id)} e LEFT JOIN actuals a"
             f" ON a.model_id = {m.id} AND a.event_id = e.event_id AND a.event_ts = e.ts"
-            f" WHERE {where}",
+            f" WHERE {where})"
+            f" USING SAMPLE reservoir({PIN_MAX_ROWS} ROWS) REPEATABLE (7)",
             params,
         )
         if not table.num_rows:
