@@ -156,6 +156,8 @@ def _multivariate(
     against: str,
     layouts: Mapping[str, Layout],
 ) -> list[dict[str, Any]]:
+    from threadpoolctl import threadpool_limits
+
     from watchkeeper.drift.multivariate import domain_classifier, pca_reconstruction
 
     cur = store.sample_rows(
@@ -176,10 +178,13 @@ def _multivariate(
     kinds = {n: layouts[n].kind for n in names}
     r = {n: ref[n] for n in names}
     c = {n: cur[n] for n in names}
-    return [
-        domain_classifier(r, c, kinds, max_rows=MULTIVARIATE_ROWS),
-        pca_reconstruction(r, c, kinds, max_rows=MULTIVARIATE_ROWS),
-    ]
+    # One OpenMP thread: the server's writer and other requests share the cores, and the
+    # classifier's threads slow down several times when they must wait for them.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return [
+            domain_classifier(r, c, kinds, max_rows=MULTIVARIATE_ROWS),
+            pca_reconstruction(r, c, kinds, max_rows=MULTIVARIATE_ROWS),
+        ]
 
 
 def _windows(start: datetime, end: datetime, seconds: int) -> list[int]:
