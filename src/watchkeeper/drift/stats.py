@@ -306,7 +306,11 @@ def wasserstein(layout: NumericLayout, ref: Counts, cur: Counts) -> tuple[float,
     g_lo = rstart - cend
     g_hi = rend - cstart
     crossing = (g_lo < 0) & (g_hi > 0)
-    err = float(np.sum((width * (pr + pc_))[crossing]))
+    # Where ∫g ≥ 0, ∫|g| − ∫g = 2∫g⁻ ≤ 2·width·(−g_lo); where ∫g < 0, 2∫g⁺ ≤ 2·width·g_hi;
+    # and never more than width·(g_hi − g_lo) = width·(r_i + c_i).
+    one_sided = 2 * width * np.where(integral >= 0, -g_lo, g_hi)
+    per_bin = np.minimum(width * (pr + pc_), one_sided)
+    err = float(np.sum(per_bin[crossing]))
     return float(np.sum(np.abs(integral))), err
 
 
