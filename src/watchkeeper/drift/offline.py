@@ -9,6 +9,7 @@ batches and counted batch by batch, so memory stays bounded whatever its size.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import (
     DriftConfigError,
     FeatureDrift,
+    MethodChoice,
     choose,
     compare,
     judge,
@@ -36,7 +38,7 @@ from watchkeeper.drift.stats import (
 MAX_EXACT_EDGES = 1_000_000  # above this many distinct reference values: 100,000 quantile bins
 FALLBACK_QUANTILES = 100_000
 BATCH_ROWS = 131_072
-SLICE_ROWS = 1_000_000
+SLICE_ROWS = 1_000_000  # values of one column counted at a time
 SAMPLE_ROWS = 5000
 
 _NUMERIC = (
@@ -171,6 +173,7 @@ def compare_files(
     settings = settings or DriftSettings()
     alpha = settings.alpha
     con = duckdb.connect(config={"memory_limit": memory_limit})
+    cleanup: list[tempfile.TemporaryDirectory[str]] = []
     try:
         con.execute("SET enable_progress_bar = false").fetchall()
         if threads:
@@ -184,66 +187,76 @@ def compare_files(
         plan = [c for c in plan if settings.enabled("", c.name)]
         if not plan:
             raise OfflineInputError("every column is switched off (enabled: false)")
-        select = ", ".join(_ident(c.name) for c in plan)
-        ref_table = con.sql(f"SELECT {select} FROM {ref_rel}").to_arrow_table()
-        assert ref_table is not None
-        if not ref_table.num_rows:
-            raise OfflineInputError(f"{reference}: holds no rows")
-        layouts = {c.name: _exact_layout(ref_table.column(c.name), c.kind) for c in plan}
-        ref_counts = {c.name: count(layouts[c.name], ref_table.column(c.name)) for c in plan}
-        ref_rows = ref_table.num_rows
-        del ref_table
-        cur_counts = {c.name: Counts.empty(layouts[c.name].n_codes) for c in plan}
-        cur_rows = 0
-        try:
-            reader = con.sql(f"SELECT {select} FROM {cur_rel}").to_arrow_reader(BATCH_ROWS)
-        except duckdb.Error as exc:
-            raise OfflineInputError(f"{current}: cannot read it: {exc}") from None
-        # Count in slices of about a million rows: big enough that the per-slice work over
-        # 100,000 exact edges is small next to the sort, small enough to bound memory.
-        # numpy's sort and search release the GIL, so two threads use both cores.
-        with ThreadPoolExecutor(max_workers=threads or 2) as pool:
+        if not ref_rel.startswith("read_parquet") or not cur_rel.startswith("read_parquet"):
+            # Text formats are parsed once into a temporary Parquet file (streamed by DuckDB),
+            # so the per-column passes below read a column instead of re-parsing every row.
+            tmp = tempfile.TemporaryDirectory(prefix="wk-drift-")
+            cleanup.append(tmp)
+            ref_rel = _as_parquet(con, ref_rel, plan, Path(tmp.name) / "reference.parquet")
+            cur_rel = _as_parquet(con, cur_rel, plan, Path(tmp.name) / "current.parquet")
 
-            def count_slice(batches: list[pa.RecordBatch]) -> None:
-                table = pa.Table.from_batches(batches)
-                got = pool.map(
-                    lambda c: (c.name, count(layouts[c.name], table.column(c.name))), plan
-                )
-                for name, counts in got:
-                    cur_counts[name].add(counts)
-
-            pending: list[pa.RecordBatch] = []
-            pending_rows = 0
-            for batch in reader:
-                cur_rows += batch.num_rows
-                pending.append(batch)
-                pending_rows += batch.num_rows
-                if pending_rows >= SLICE_ROWS:
-                    count_slice(pending)
-                    pending, pending_rows = [], 0
-            if pending:
-                count_slice(pending)
-        if not cur_rows:
-            raise OfflineInputError(f"{current}: holds no rows")
-        results: list[FeatureDrift] = []
+        choices: dict[str, MethodChoice] = {}
         for c in plan:
             if per_feature and c.name in per_feature:
                 try:
-                    choice = choose(c.kind, per_feature[c.name])
+                    choices[c.name] = choose(c.kind, per_feature[c.name])
                 except DriftConfigError as exc:
                     raise OfflineInputError(f"{c.name}: {exc}") from None
             else:
-                choice = settings.choice("", c.name, c.kind, method)
-            results.append(
-                compare(
+                choices[c.name] = settings.choice("", c.name, c.kind, method)
+
+        def one_column(c: Column) -> tuple[FeatureDrift, int, int]:
+            """Profile one column of the reference and count the current file in it, a slice
+            of about a million rows at a time: memory holds one column's slice, whatever the
+            file's size, and a whole slice is sorted at once (cheap next to the per-slice work
+            over 100,000 exact edges)."""
+            cur = con.cursor()
+            try:
+                ref_col = cur.sql(f"SELECT {_ident(c.name)} FROM {ref_rel}").to_arrow_table()
+                assert ref_col is not None
+                layout = _exact_layout(ref_col.column(0), c.kind)
+                ref_counts = count(layout, ref_col.column(0))
+                del ref_col
+                counts = Counts.empty(layout.n_codes)
+                reader = cur.sql(f"SELECT {_ident(c.name)} FROM {cur_rel}").to_arrow_reader(
+                    BATCH_ROWS
+                )
+                pending: list[pa.Array] = []
+                rows = 0
+                for batch in reader:
+                    pending.append(batch.column(0))
+                    rows += batch.num_rows
+                    if rows >= SLICE_ROWS:
+                        count(layout, pa.chunked_array(pending), counts)
+                        pending, rows = [], 0
+                if pending:
+                    count(layout, pa.chunked_array(pending), counts)
+                result = compare(
                     c.name,
-                    layouts[c.name],
-                    ref_counts[c.name],
-                    cur_counts[c.name],
-                    choice,
+                    layout,
+                    ref_counts,
+                    counts,
+                    choices[c.name],
                     min_samples=settings.min_samples,
                 )
-            )
+                # Only the verdict is kept: the counts of 100,000 exact bins go now.
+                return result, ref_counts.total, counts.total
+            finally:
+                cur.close()
+
+        # numpy's sort and search release the GIL: two columns at a time use both cores.
+        try:
+            with ThreadPoolExecutor(max_workers=threads or 2) as pool:
+                done = dict(zip([c.name for c in plan], pool.map(one_column, plan), strict=True))
+        except duckdb.Error as exc:
+            raise OfflineInputError(f"cannot read the files: {exc}") from None
+        results = [done[c.name][0] for c in plan]
+        ref_rows = max(v[1] for v in done.values())
+        cur_rows = max(v[2] for v in done.values())
+        if not ref_rows:
+            raise OfflineInputError(f"{reference}: holds no rows")
+        if not cur_rows:
+            raise OfflineInputError(f"{current}: holds no rows")
         judge(results, alpha)
         results = sort_results(results)
         for r in results:
@@ -263,6 +276,22 @@ def compare_files(
         }
     finally:
         con.close()
+        for tmp in cleanup:
+            tmp.cleanup()
+
+
+def _as_parquet(
+    con: duckdb.DuckDBPyConnection, rel: str, plan: Sequence[Column], path: Path
+) -> str:
+    if rel.startswith("read_parquet"):
+        return rel
+    select = ", ".join(_ident(c.name) for c in plan)
+    target = "'" + str(path).replace("'", "''") + "'"
+    try:
+        con.execute(f"COPY (SELECT {select} FROM {rel}) TO {target} (FORMAT parquet)").fetchall()
+    except duckdb.Error as exc:
+        raise OfflineInputError(f"cannot read {rel}: {exc}") from None
+    return f"read_parquet({target})"
 
 
 def _coarsen_histogram(r: FeatureDrift) -> None:

@@ -333,12 +333,14 @@ def build_layout(
     return CategoricalLayout(top, frozenset(rest[:MAX_KNOWN_CATEGORIES]), kind, truncated)
 
 
-def count(layout: Layout, values: pa.Array | pa.ChunkedArray) -> Counts:
-    """Counts of ``values`` in ``layout``."""
-    out = Counts.empty(layout.n_codes)
+def count(layout: Layout, values: pa.Array | pa.ChunkedArray, out: Counts | None = None) -> Counts:
+    """Counts of ``values`` in ``layout`` (added into ``out`` when given, and returned)."""
+    if out is None:
+        out = Counts.empty(layout.n_codes)
     if isinstance(layout, NumericLayout):
         arr, nulls, invalid = _numbers(values)
-        out.null, out.invalid = nulls, invalid
+        out.null += nulls
+        out.invalid += invalid
         if len(layout.edges) > SORT_EDGES:
             _count_sorted(layout, arr, out)
             return out
@@ -352,7 +354,7 @@ def count(layout: Layout, values: pa.Array | pa.ChunkedArray) -> Counts:
     strings, nulls = _strings(values)
     if len(strings):
         out.n += np.bincount(layout.codes(strings), minlength=layout.n_codes)
-    out.null = nulls
+    out.null += nulls
     return out
 
 
