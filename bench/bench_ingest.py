@@ -295,6 +295,25 @@ def run_stages(now_us: int, n_batches: int) -> dict[str, Any]:
             for t in tables:
                 store.ingest_events(MODEL, t)
             out["store_ingest_events_per_s"] = rate(time.perf_counter() - t0)
+            # Drift: with a reference profile, the writer also bins every feature of these
+            # events into per-minute counts (behind ingestion, on the same thread).
+            feats = [c for c in tables[0].column_names if c.startswith("feature:")]
+            ref = pa.concat_tables(tables[:3]).select(feats)
+            schema = {
+                c[len("feature:") :]: "number"
+                if pa.types.is_floating(ref.schema.field(c).type)
+                else "bool"
+                if pa.types.is_boolean(ref.schema.field(c).type)
+                else "string"
+                for c in feats
+            }
+            store.put_reference(MODEL, None, ref, schema)
+            t0 = time.perf_counter()
+            store.refresh_features()
+            out["feature_binning_events_per_s"] = round(
+                (n_batches * BATCH + BATCH) / (time.perf_counter() - t0)
+            )
+            out["feature_binning_features"] = len(feats)
         finally:
             store.close()
 
