@@ -84,17 +84,7 @@ class NumericLayout:
         return lo, hi
 
     def labels(self) -> list[str]:
-        out = []
-        for lo, hi in zip(*self.bounds(), strict=True):
-            if lo == hi:
-                out.append(f"= {_fmt(lo)}")
-            elif lo == -math.inf:
-                out.append(f"< {_fmt(hi)}")
-            elif hi == math.inf:
-                out.append(f"> {_fmt(lo)}")
-            else:
-                out.append(f"({_fmt(lo)}, {_fmt(hi)})")
-        return out
+        return [interval_label(lo, hi) for lo, hi in zip(*self.bounds(), strict=True)]
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "edges": list(self.edges)}
@@ -280,6 +270,17 @@ INVALID_CODE = -2
 
 def _fmt(x: float) -> str:
     return f"{x:.4g}"
+
+
+def interval_label(lo: float, hi: float, lo_closed: bool = False, hi_closed: bool = False) -> str:
+    """A bin's label: ``= 3``, ``< 0.5``, ``> 99``, ``[1.2, 3.4)``..."""
+    if lo == hi:
+        return f"= {_fmt(lo)}"
+    if lo == -math.inf:
+        return f"< {_fmt(hi)}"
+    if hi == math.inf:
+        return f"> {_fmt(lo)}"
+    return f"{'[' if lo_closed else '('}{_fmt(lo)}, {_fmt(hi)}{']' if hi_closed else ')'}"
 
 
 def _numbers(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int, int]:

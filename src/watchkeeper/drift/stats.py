@@ -60,6 +60,7 @@ from watchkeeper.drift.profile import (
     Layout,
     NumericLayout,
     coarse_groups,
+    interval_label,
 )
 
 PSI_EPS = 1e-4
@@ -191,20 +192,11 @@ def _group_labels(layout: NumericLayout, groups: np.ndarray, k: int) -> list[str
     lows, highs = layout.bounds()
     first_idx = np.searchsorted(groups, np.arange(k), side="left")
     last_idx = np.searchsorted(groups, np.arange(k), side="right") - 1
-    out = []
-    for a, z in zip(first_idx.tolist(), last_idx.tolist(), strict=True):
-        lo, hi = float(lows[a]), float(highs[z])
-        lo_closed = a % 2 == 1  # starts with a point bin
-        hi_closed = z % 2 == 1
-        if lo == hi:
-            out.append(f"= {lo:.4g}")
-        elif lo == -math.inf:
-            out.append(f"< {hi:.4g}")
-        elif hi == math.inf:
-            out.append(f"> {lo:.4g}")
-        else:
-            out.append(f"{'[' if lo_closed else '('}{lo:.4g}, {hi:.4g}{']' if hi_closed else ')'}")
-    return out
+    # a group starting (ending) with a point bin is closed on that side
+    return [
+        interval_label(float(lows[a]), float(highs[z]), a % 2 == 1, z % 2 == 1)
+        for a, z in zip(first_idx.tolist(), last_idx.tolist(), strict=True)
+    ]
 
 
 def _shares(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
