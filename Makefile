@@ -24,6 +24,7 @@ bench:              ## benchmarks; record the figures in BENCHMARKS.md
 	$(PYTHON) bench/bench_sdk_log.py
 	$(PYTHON) bench/bench_ingest.py
 	$(PYTHON) bench/bench_query.py
+	$(PYTHON) bench/bench_drift_online.py
 
 demo: install       ## the server with live simulated traffic
 	watchkeeper demo
