@@ -304,7 +304,12 @@ def wasserstein(layout: NumericLayout, ref: Counts, cur: Counts) -> tuple[float,
     crossing = (g_lo < 0) & (g_hi > 0)
     # Where ∫g ≥ 0, ∫|g| − ∫g = 2∫g⁻ ≤ 2·width·(−g_lo); where ∫g < 0, 2∫g⁺ ≤ 2·width·g_hi;
     # and never more than width·(g_hi − g_lo) = width·(r_i + c_i).
-    one_sided = 2 * width * np.where(integral >= 0, -g_lo, g_hi)
+    # (where ∫g = 0 both hold, so the smaller: keeps the bound symmetric in its arguments)
+    one_sided = (
+        2
+        * width
+        * np.where(integral > 0, -g_lo, np.where(integral < 0, g_hi, np.minimum(g_hi, -g_lo)))
+    )
     per_bin = np.minimum(width * (pr + pc_), one_sided)
     err = float(np.sum(per_bin[crossing]))
     return float(np.sum(np.abs(integral))), err
