@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from watchkeeper.drift.profile import Counts, Layout
+from watchkeeper.drift.profile import LABEL, PSEUDO, Counts, Layout
 from watchkeeper.drift.quality import feature_quality
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import (
@@ -24,8 +24,6 @@ from watchkeeper.drift.stats import (
 )
 from watchkeeper.store.base import Store
 
-LABEL = "__label__"
-PSEUDO = ("__score__", "__prediction__", LABEL)
 MULTIVARIATE_ROWS = 5000
 
 

@@ -43,6 +43,9 @@ MAX_KNOWN_CATEGORIES = 10_000  # reference categories remembered to tell "other"
 OTHER = "__other__"
 UNSEEN = "__unseen__"
 MISSING = "missing"
+# The model's outputs and ground truth, profiled and compared like features.
+SCORE, PREDICTION, LABEL = "__score__", "__prediction__", "__label__"
+PSEUDO = (SCORE, PREDICTION, LABEL)
 SORT_EDGES = 4096  # above this many edges, count by sorting the values first
 
 Kind = Literal["number", "string", "bool"]

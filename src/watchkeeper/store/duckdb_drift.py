@@ -34,7 +34,11 @@ import pyarrow.compute as pc
 
 from watchkeeper.drift.profile import (
     INVALID_CODE,
+    LABEL,
     NULL_CODE,
+    PREDICTION,
+    PSEUDO,
+    SCORE,
     Counts,
     Layout,
     NumericLayout,
@@ -50,8 +54,6 @@ from watchkeeper.store.duckdb_upkeep import ModelState
 log = logging.getLogger("watchkeeper.store")
 
 FEATURE_PREFIX = "feature:"
-SCORE, PREDICTION, LABEL = "__score__", "__prediction__", "__label__"
-PSEUDO = (SCORE, PREDICTION, LABEL)
 EPOCH = datetime(1970, 1, 1)
 CHUNK_ROWS = 500_000  # events binned per job run; a backlog (new layout) takes several runs
 SEGMENT_PREFIX = "segments."
