@@ -16,6 +16,7 @@ from watchkeeper.simulator import (
     generate_eta_event,
     generate_event,
     generate_fraud_event,
+    reference_csv,
 )
 from watchkeeper.testing import InMemoryTransport
 
@@ -146,3 +147,32 @@ def test_rate_must_be_positive() -> None:
     """A zero rate is refused at construction."""
     with pytest.raises(ValueError, match="rate"):
         Simulator("http://127.0.0.1:1", "k", rate=0)
+
+
+def test_the_demo_incident_moves_amount_in_apac_only() -> None:
+    """Same seed, drifted or not: apac amounts are three times larger, nothing else changes."""
+    for seed in range(200):
+        plain = generate_fraud_event(random.Random(seed), 1_700_000_000.0)
+        drifted = generate_fraud_event(random.Random(seed), 1_700_000_000.0, drifted=True)
+        fp, fd = plain.log_kwargs["features"], drifted.log_kwargs["features"]
+        region = plain.log_kwargs["segments"]["region"]
+        assert fd["amount"] == pytest.approx(
+            fp["amount"] * (3.0 if region == "apac" else 1.0), abs=0.02
+        )
+        assert {k: v for k, v in fd.items() if k != "amount"} == {
+            k: v for k, v in fp.items() if k != "amount"
+        }
+
+
+def test_reference_csv_has_features_outputs_labels_and_segments() -> None:
+    import io
+
+    import pyarrow.csv as pa_csv
+
+    table = pa_csv.read_csv(io.BytesIO(reference_csv(FRAUD_MODEL, rows=500).encode()))
+    cols = set(table.column_names)
+    assert {"amount", "merchant_category", "prediction", "score", "label"} <= cols
+    assert {"segments.region", "segments.channel"} <= cols
+    assert 450 <= table.num_rows <= 500  # errored calls are left out
+    eta = pa_csv.read_csv(io.BytesIO(reference_csv(ETA_MODEL, rows=300).encode()))
+    assert "segments.city" in eta.column_names and "score" not in eta.column_names

@@ -79,7 +79,7 @@ def generate_fraud_event(rng: random.Random, ts: float, drifted: bool = False) -
     """A card transaction scored by ``fraud-scorer``, with its true label.
 
     ``drifted``: the demo's incident — an upstream change in the apac region sends amounts in
-    local currency (about 1.8 times larger), so ``amount`` drifts there and nowhere else.
+    local currency (about 3 times larger), so ``amount`` drifts there and nowhere else.
     """
     fraud = rng.random() < 0.02
     region = rng.choices(("eu", "us", "apac"), weights=(0.45, 0.4, 0.15))[0]
@@ -99,7 +99,7 @@ def generate_fraud_event(rng: random.Random, ts: float, drifted: bool = False) -
     cvv_match = None if channel == "pos" else rng.random() > (0.15 if fraud else 0.02)
     card_type = rng.choices(("debit", "credit", "prepaid"), weights=(5, 4, 3 if fraud else 1))[0]
     device = "none" if channel == "pos" else rng.choice(("ios", "android", "windows", "macos"))
-    scale = 1.8 if drifted and region == "apac" else 1.0
+    scale = 3.0 if drifted and region == "apac" else 1.0
     f: Features = {
         "amount": round(avg_amount * ratio * scale, 2),
         "avg_amount_30d": round(avg_amount, 2),
