@@ -138,8 +138,9 @@ def drift_report(
         "multivariate": [],
     }
     if multivariate and by is None:
+        chosen = {n: layouts[n] for n in wanted}  # the features asked for and switched on
         out["multivariate"] = _multivariate(
-            store, model, start, end, version, segment, against, layouts
+            store, model, start, end, version, segment, against, chosen
         )
     return out
 
