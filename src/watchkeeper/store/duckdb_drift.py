@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -47,7 +47,7 @@ from watchkeeper.drift.profile import (
     layout_from_json,
 )
 from watchkeeper.store import duckdb_sql as sql
-from watchkeeper.store.base import EmptyRangeError, NoReferenceError
+from watchkeeper.store.base import EmptyRangeError, NoReferenceError, StoreClosedError
 from watchkeeper.store.duckdb_reads import _naive, _tiers, first
 from watchkeeper.store.duckdb_upkeep import ModelState
 
@@ -129,6 +129,18 @@ def _codes(layout: Layout, col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray,
     return codes, np.full(n, np.nan)
 
 
+@dataclass
+class _Chunk:
+    """Grouped feature counts of the events in (wm, hi], binned with layout generation gen."""
+
+    model: ModelState
+    gen: int
+    wm: datetime
+    hi: datetime
+    grouped: pa.Table | None
+    rows: int
+
+
 class Drift:
     """Mixin of :class:`~watchkeeper.store.duckdb_store.DuckDBStore`."""
 
@@ -141,6 +153,9 @@ class Drift:
     _require: Callable[[str], ModelState]
     _cursor: Callable[[], duckdb.DuckDBPyConnection]
     _layouts: dict[int, dict[str, Layout]]
+    _layout_gen: dict[int, int]
+    _feature_interval: float
+    _local: threading.local
 
     # ------------------------------------------------------------------ profiles (writer)
     def _load_layouts(self) -> None:
@@ -185,6 +200,7 @@ class Drift:
                 con.execute(f"DELETE FROM {tbl} WHERE model_id = ?", [m.id]).fetchall()
             con.execute("DELETE FROM feature_watermarks WHERE model_id = ?", [m.id]).fetchall()
             self._layouts[m.id] = layouts
+            self._layout_gen[m.id] = self._layout_gen.get(m.id, 0) + 1
             m.features_behind = True
             others = con.execute(
                 "SELECT version, table_name FROM reference_sets WHERE model_id = ?"
@@ -259,55 +275,74 @@ class Drift:
                 [m.id, version, name, json.dumps(counts.to_json()), seg_key, seg_value],
             ).fetchall()
 
-    # ------------------------------------------------------------------ feature counts (writer)
-    def _aggregate_features(self, budget_s: float = 2.0) -> None:
-        """Bin the events committed since each model's watermark; one model a transaction."""
-        t0 = time.monotonic()
+    # ------------------------------------------------------------------ feature counts
+    # The binner thread reads new events through its own cursor, bins and groups them in a
+    # private in-memory DuckDB, and hands the writer only the grouped rows to append (with the
+    # watermark, in one transaction): acknowledgements never wait for the binning.
+    def _start_binner(self) -> None:
+        self._binner_stop = threading.Event()
+        self._binner_lock = threading.Lock()
+        self._binner = threading.Thread(target=self._binner_loop, name="wk-binner", daemon=True)
+        self._binner.start()
+
+    def _stop_binner(self) -> None:
+        self._binner_stop.set()
+        self._binner.join(timeout=30)
+
+    def _binner_loop(self) -> None:
+        while not self._binner_stop.wait(self._feature_interval):
+            try:
+                self._bin_all()
+            except StoreClosedError:
+                return
+            except Exception:  # keep binning later; never take the server down
+                log.exception("binning features failed")
+
+    def _bin_all(self, until_done: bool = False) -> None:
+        """Bin what is past each model's watermark (one chunk each, or all with
+        ``until_done``)."""
         with self._models_lock:
             models = [m for m in self._models.values() if m.id in self._layouts]
         for m in models:
-            if time.monotonic() - t0 > budget_s:
-                break
-            try:
-                self._aggregate_model_features(m)
-            except (duckdb.Error, pa.ArrowException, ValueError):
-                self._rollback()
-                log.exception("binning features failed for model %s", m.name)
+            while not self._binner_stop.is_set() or until_done:
+                with self._binner_lock:
+                    chunk = self._bin_chunk(m)
+                    if chunk is not None:
+                        self._submit(lambda c=chunk: self._apply_chunk(c), 0)
+                if chunk is None or not (until_done or m.features_behind):
+                    break
 
-    def _aggregate_model_features(self, m: ModelState) -> None:
-        assert self._con is not None
-        con = self._con
+    def _bin_chunk(self, m: ModelState) -> _Chunk | None:
+        """The grouped feature counts of the next events past the watermark (None: none)."""
+        gen = self._layout_gen.get(m.id, 0)
+        layouts = self._layouts.get(m.id)
+        if not layouts:
+            return None
+        cur = self._cursor()
         ev = sql.events_table(m.id)
         row = first(
-            con.execute(
+            cur.execute(
                 "SELECT received_at FROM feature_watermarks WHERE model_id = ?", [m.id]
             ).fetchall()
         )
         wm = row[0] if row else EPOCH
         cut = first(
-            con.execute(
+            cur.execute(
                 f"SELECT received_at FROM {ev} WHERE received_at > ? ORDER BY received_at"
                 f" LIMIT 1 OFFSET {CHUNK_ROWS - 1}",
                 [wm],
             ).fetchall()
         )
         m.features_behind = cut is not None
-        hi_row = (
-            cut
-            if cut is not None
-            else first(
-                con.execute(
-                    f"SELECT max(received_at) FROM {ev} WHERE received_at > ?", [wm]
-                ).fetchall()
-            )
+        hi_row = cut or first(
+            cur.execute(f"SELECT max(received_at) FROM {ev} WHERE received_at > ?", [wm]).fetchall()
         )
         if hi_row is None or hi_row[0] is None:
-            return
+            return None
         hi = hi_row[0]
-        layouts = self._layouts[m.id]
         names = [n for n in layouts if n != LABEL and (n in PSEUDO or n in m.features)]
         if not names:
-            return
+            return _Chunk(m, gen, wm, hi, None, 0)
         pred = "prediction_value" if numeric_outputs(layouts) else "prediction"
         source_cols = {SCORE: "score", PREDICTION: pred}
         select = ["version", "ts", "segments"] + [
@@ -315,61 +350,76 @@ class Drift:
             for i, n in enumerate(names)
         ]
         batch = _arrow(
-            con,
+            cur,
             f"SELECT {', '.join(select)} FROM {ev} WHERE received_at > ? AND received_at <= ?",
             [wm, hi],
         )
-        con.begin()
+        if not batch.num_rows:
+            return _Chunk(m, gen, wm, hi, None, 0)
+        cols: dict[str, Any] = {
+            "version": batch.column("version"),
+            "ts": batch.column("ts"),
+            "segments": batch.column("segments"),
+        }
+        for i, n in enumerate(names):
+            codes, values = _codes(layouts[n], batch.column(f"c{i}"))
+            cols[f"k{i}"] = pa.array(codes, pa.int32())
+            cols[f"v{i}"] = pa.array(values, pa.float64(), from_pandas=True)
+        mem = self._binner_db()
+        mem.register("_fbatch", pa.table(cols))
         try:
-            if batch.num_rows:
-                cols: dict[str, Any] = {
-                    "version": batch.column("version"),
-                    "ts": batch.column("ts"),
-                    "segments": batch.column("segments"),
-                }
-                for i, n in enumerate(names):
-                    codes, values = _codes(layouts[n], batch.column(f"c{i}"))
-                    cols[f"k{i}"] = pa.array(codes, pa.int32())
-                    cols[f"v{i}"] = pa.array(values, pa.float64(), from_pandas=True)
-                binned = pa.table(cols)
-                con.register("_fbatch", binned)
-                try:
-                    for stmt in feature_aggregate_sql(m.id, "_fbatch", names):
-                        con.execute(stmt).fetchall()
-                    con.execute(sql.mark_hours_sql(m.id, "_fbatch", "ts")).fetchall()
-                finally:
-                    con.unregister("_fbatch")
-                lo_m = pc.min(batch.column("ts")).as_py().replace(second=0, microsecond=0)
-                hi_m = pc.max(batch.column("ts")).as_py().replace(second=0, microsecond=0)
-                lo_m, hi_m = lo_m.replace(tzinfo=None), hi_m.replace(tzinfo=None)
-                m.partial_lo = lo_m if m.partial_lo is None else min(m.partial_lo, lo_m)
-                m.partial_hi = hi_m if m.partial_hi is None else max(m.partial_hi, hi_m)
+            prep, query = feature_aggregate_sql(m.id, "_fbatch", names)
+            mem.execute(prep).fetchall()
+            grouped = _arrow(mem, query)
+            mem.execute("DROP TABLE _fx").fetchall()
+        finally:
+            mem.unregister("_fbatch")
+        return _Chunk(m, gen, wm, hi, grouped, batch.num_rows)
+
+    def _binner_db(self) -> duckdb.DuckDBPyConnection:
+        mem: duckdb.DuckDBPyConnection | None = getattr(self._local, "mem", None)
+        if mem is None:
+            mem = duckdb.connect(config={"threads": 1, "memory_limit": "512MB"})
+            mem.execute("SET TimeZone = 'UTC'").fetchall()
+            self._local.mem = mem
+        return mem
+
+    def _apply_chunk(self, c: _Chunk) -> None:
+        """On the writer, inside its transaction: append a chunk's counts, move the watermark.
+        A chunk binned with bins since replaced, or past a moved watermark, is dropped."""
+        assert self._con is not None
+        con = self._con
+        if self._layout_gen.get(c.model.id, 0) != c.gen:
+            return
+        row = first(
             con.execute(
-                "INSERT OR REPLACE INTO feature_watermarks VALUES (?, ?)", [m.id, hi]
+                "SELECT received_at FROM feature_watermarks WHERE model_id = ?", [c.model.id]
             ).fetchall()
-            con.commit()
-        except BaseException:
-            self._rollback()
-            raise
-        self._counters["feature_rows"] = self._counters.get("feature_rows", 0) + batch.num_rows
+        )
+        if (row[0] if row else EPOCH) != c.wm:
+            return
+        if c.grouped is not None and c.grouped.num_rows:
+            con.register("_fgrouped", c.grouped)
+            try:
+                con.execute("INSERT INTO agg_feat SELECT * FROM _fgrouped").fetchall()
+                con.execute(sql.mark_hours_sql(c.model.id, "_fgrouped", "minute")).fetchall()
+                lo_m, hi_m = (
+                    v.as_py().replace(tzinfo=None)
+                    for v in pc.min_max(c.grouped.column("minute")).values()
+                )
+            finally:
+                con.unregister("_fgrouped")
+            m = c.model
+            m.partial_lo = lo_m if m.partial_lo is None else min(m.partial_lo, lo_m)
+            m.partial_hi = hi_m if m.partial_hi is None else max(m.partial_hi, hi_m)
+        con.execute(
+            "INSERT OR REPLACE INTO feature_watermarks VALUES (?, ?)", [c.model.id, c.hi]
+        ).fetchall()
+        self._counters["feature_rows"] = self._counters.get("feature_rows", 0) + c.rows
 
     def refresh_features(self) -> None:
-        """Bin every event committed so far now (waits for the writer; for tests and CLI)."""
-
-        def run() -> None:
-            assert self._con is not None
-            self._con.commit()
-            try:
-                for _ in range(10_000):
-                    self._aggregate_features(budget_s=3600)
-                    with self._models_lock:
-                        behind = any(m.features_behind for m in self._models.values())
-                    if not behind:
-                        break
-            finally:
-                self._con.begin()
-
-        self._submit(run, 0)
+        """Bin every event committed so far now, and wait until it is stored (tests, CLI)."""
+        self._bin_all(until_done=True)
 
     # ------------------------------------------------------------------ reads
     def drift_layouts(self, model: str) -> dict[str, Layout]:
@@ -716,21 +766,19 @@ def _as_arrays(
     return out
 
 
-def feature_aggregate_sql(model_id: int, source: str, names: Sequence[str]) -> list[str]:
-    """Statements appending the feature counts of ``source`` (columns version, ts, segments,
-    ``k{i}`` codes and ``v{i}`` values, in the order of ``names``)."""
+def feature_aggregate_sql(model_id: int, source: str, names: Sequence[str]) -> tuple[str, str]:
+    """A statement expanding ``source`` by segment into ``_fx`` and a query grouping it into
+    ``agg_feat`` rows (``source`` has columns version, ts, segments, and ``k{i}`` codes and
+    ``v{i}`` values in the order of ``names``)."""
     cols = ", ".join(f"k{i}, v{i}" for i in range(len(names)))
-    stmts = [
-        f"CREATE OR REPLACE TEMP TABLE _fx AS WITH {sql._expanded(source, cols)} SELECT * FROM x"
-    ]
+    prep = f"CREATE OR REPLACE TEMP TABLE _fx AS WITH {sql._expanded(source, cols)} SELECT * FROM x"
     selects = [
-        f"SELECT {model_id}, version, minute, seg_key, seg_value, '{name.replace(chr(39), chr(39) * 2)}',"
-        f" k{i}, count(*), coalesce(sum(v{i}) FILTER (WHERE k{i} >= 0), 0),"
-        f" coalesce(sum(v{i} * v{i}) FILTER (WHERE k{i} >= 0), 0),"
-        f" min(v{i}) FILTER (WHERE k{i} >= 0), max(v{i}) FILTER (WHERE k{i} >= 0)"
+        f"SELECT {model_id}::INTEGER AS model_id, version, minute, seg_key, seg_value,"
+        f" '{name.replace(chr(39), chr(39) * 2)}' AS feature, k{i} AS bin, count(*) AS n,"
+        f" coalesce(sum(v{i}) FILTER (WHERE k{i} >= 0), 0) AS vsum,"
+        f" coalesce(sum(v{i} * v{i}) FILTER (WHERE k{i} >= 0), 0) AS vsq,"
+        f" min(v{i}) FILTER (WHERE k{i} >= 0) AS vmin, max(v{i}) FILTER (WHERE k{i} >= 0) AS vmax"
         f" FROM _fx GROUP BY version, minute, seg_key, seg_value, k{i}"
         for i, name in enumerate(names)
     ]
-    stmts.append("INSERT INTO agg_feat " + " UNION ALL ".join(selects))
-    stmts.append("DROP TABLE _fx")
-    return stmts
+    return prep, " UNION ALL ".join(selects)

@@ -102,6 +102,7 @@ class DuckDBStore(Reads, Upkeep, Drift):
         self._compact_interval = compact_interval
         self._feature_interval = feature_interval
         self._layouts = {}
+        self._layout_gen: dict[int, int] = {}
         self._queue: queue.Queue[_Op | None] = queue.Queue()
         self._pending_rows = 0
         self._pending_lock = threading.Lock()
@@ -155,10 +156,13 @@ class DuckDBStore(Reads, Upkeep, Drift):
             self._models[name] = model
         self._writer = threading.Thread(target=self._write_loop, name="wk-writer", daemon=True)
         self._writer.start()
+        self._start_binner()
 
     def close(self) -> None:
         if self._closed:
             return
+        if getattr(self, "_binner", None) is not None:
+            self._stop_binner()  # first: it hands its chunks to the writer
         self._closed = True
         self._queue.put(None)
         if self._writer is not None:
@@ -207,7 +211,6 @@ class DuckDBStore(Reads, Upkeep, Drift):
         assert self._con is not None
         last_agg = 0.0
         last_compact = time.monotonic()
-        last_features = 0.0
         while True:
             try:
                 first = self._queue.get(timeout=self._aggregate_interval)
@@ -234,11 +237,6 @@ class DuckDBStore(Reads, Upkeep, Drift):
             if now - last_agg >= self._aggregate_interval or not group:
                 last_agg = now
                 self._aggregate_dirty()
-            if now - last_features >= self._feature_interval or any(
-                m.features_behind for m in self._models.values()
-            ):
-                last_features = now
-                self._aggregate_features()
             if now - last_compact >= self._compact_interval:
                 last_compact = now
                 wall = datetime.now(timezone.utc).replace(tzinfo=None)
