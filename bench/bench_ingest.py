@@ -246,7 +246,37 @@ def stored_count(url: str, key: str) -> int:
     return int(r.json()["event_count"])
 
 
-def run_http(fmt: str, duration: float, threads: int, now_us: int) -> dict[str, Any]:
+def put_reference(url: str, key: str, now_us: int) -> None:
+    """A reference profile for the model (drift): the writer's binner then counts every
+    feature of the traffic too, behind ingestion."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    table = parse_events(make_pool("arrow", 1, now_us, "r")[0], ARROW)
+    feats = [c for c in table.column_names if c.startswith("feature:")]
+    ref = table.select(feats).rename_columns([c[len("feature:") :] for c in feats])
+    buf = io.BytesIO()
+    pq.write_table(ref, buf)
+    httpx.put(
+        f"{url}/api/v1/models/{MODEL}/reference", content=buf.getvalue(), timeout=120,
+        headers={"Content-Type": "application/vnd.apache.parquet", "Authorization": f"Bearer {key}"},
+    ).raise_for_status()  # fmt: skip
+
+
+def binned_count(url: str, key: str) -> int:
+    r = httpx.get(
+        f"{url}/api/v1/models/{MODEL}/drift",
+        params={"multivariate": "false", "start": "2000-01-01T00:00:00Z"},
+        headers={"Authorization": f"Bearer {key}"}, timeout=120,
+    )  # fmt: skip
+    r.raise_for_status()
+    return max((f["n_current"] for f in r.json()["features"]), default=0)
+
+
+def run_http(
+    fmt: str, duration: float, threads: int, now_us: int, with_reference: bool = False
+) -> dict[str, Any]:
     count = max(4, int(duration * POOL_RATE[fmt] / BATCH) + 1)
     pool = make_pool(fmt, count, now_us, "h", span_s=duration)
     with tempfile.TemporaryDirectory(prefix="wk-bench-") as d:
@@ -261,9 +291,17 @@ def run_http(fmt: str, duration: float, threads: int, now_us: int) -> dict[str, 
                     f"{server.url}/api/v1/models/{MODEL}/predictions", content=body,
                     headers={**headers_for(fmt), "Authorization": f"Bearer {ingest}"}, timeout=120,
                 ).raise_for_status()  # fmt: skip
+            if with_reference:
+                put_reference(server.url, ingest, now_us)
             result = sustained(server.url, ingest, fmt, pool, duration, threads, server.pid)
+            t_end = time.perf_counter()
             time.sleep(1.5)  # let the writer finish its aggregate pass before counting
             result["stored_events"] = stored_count(server.url, read) - 2 * BATCH
+            if with_reference:  # how long the binner needs to catch up after the load stops
+                total = result["stored_events"] + 2 * BATCH
+                while binned_count(server.url, read) < total and time.perf_counter() - t_end < 300:
+                    time.sleep(0.5)
+                result["binning_caught_up_after_s"] = round(time.perf_counter() - t_end, 1)
         finally:
             server.stop()
     return result
@@ -338,6 +376,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="seconds per format")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--formats", default="arrow,json_gzip")
+    parser.add_argument(
+        "--with-reference",
+        action="store_true",
+        help="upload a reference first, so drift binning runs behind ingestion",
+    )
     args = parser.parse_args()
     duration = args.duration or (5.0 if args.quick else 20.0)
     now_us = int(time.time() * 1e6)
@@ -349,6 +392,7 @@ def main() -> None:
         "batch_events": BATCH,
         "features": "10 numeric, 8 categorical, 2 bool; segments region/channel",
         "target_events_per_s": 100_000,
+        "with_reference": args.with_reference,
         "machine": machine(),
     }
     stages = run_stages(now_us, 10 if args.quick else 30)
@@ -356,7 +400,7 @@ def main() -> None:
     raw = stages["raw_duckdb_events_per_s"]
     result["http"] = {}
     for fmt in args.formats.split(","):
-        r = run_http(fmt, duration, args.threads, now_us)
+        r = run_http(fmt, duration, args.threads, now_us, args.with_reference)
         r["ratio_to_raw_duckdb"] = round(r["events_per_s"] / raw, 3)
         result["http"][fmt] = r
     print(json.dumps(result, indent=2))

@@ -55,7 +55,7 @@ log = logging.getLogger("watchkeeper.store")
 
 FEATURE_PREFIX = "feature:"
 EPOCH = datetime(1970, 1, 1)
-CHUNK_ROWS = 500_000  # events binned per job run; a backlog (new layout) takes several runs
+CHUNK_ROWS = 200_000  # events binned per chunk: bounds the binner's memory
 SEGMENT_PREFIX = "segments."
 MAX_SEGMENT_PROFILES = 50  # segment values of the reference profiled on their own
 PIN_MAX_ROWS = 1_000_000  # a pinned range with more events is sampled down to this
@@ -379,7 +379,7 @@ class Drift:
     def _binner_db(self) -> duckdb.DuckDBPyConnection:
         mem: duckdb.DuckDBPyConnection | None = getattr(self._local, "mem", None)
         if mem is None:
-            mem = duckdb.connect(config={"threads": 1, "memory_limit": "512MB"})
+            mem = duckdb.connect(config={"threads": 1, "memory_limit": "256MB"})
             mem.execute("SET TimeZone = 'UTC'").fetchall()
             self._local.mem = mem
         return mem
