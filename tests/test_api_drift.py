@@ -838,3 +838,40 @@ def test_replacing_the_default_reference_rebuilds_the_counts(server: RunningServ
     assert result(v1, "age")["n_reference"] == 2000
     dq = get(server, "/api/v1/models/m/data-quality", start=T, end=T + HOUR)
     assert dq["windows"][0]["rows"] == 3000
+
+
+def test_refused_batches_are_a_data_quality_metric(server: RunningServer) -> None:
+    """A batch with a wrongly typed feature (422 schema_conflict) or a bad row (all-or-nothing
+    refusal) is counted per window of its arrival, by error code; nothing of it is stored."""
+    put_reference(server, "m", tabular(500, 1))
+    now = datetime.now(timezone.utc)
+    send(
+        server,
+        "m",
+        make_events("ok", now - timedelta(minutes=5), timedelta(minutes=1), tabular(50, 2)),
+    )
+    typed = make_events("typed", now, timedelta(seconds=10), tabular(5, 3))
+    typed[2]["features"]["age"] = "forty"  # a string where the model has a number
+    bad_row = make_events("bad", now, timedelta(seconds=10), tabular(5, 4))
+    bad_row[1]["timestamp"] = "yesterday"
+    bad_row[3]["latency_ms"] = "slow"
+    codes, problems = [], 0
+    with server.client(server.ingest_key) as c:
+        for batch in (typed, bad_row):
+            r = c.post("/api/v1/models/m/predictions", json={"events": batch})
+            assert r.status_code in (400, 422), r.text
+            codes.append(r.json()["error"]["code"])
+            problems += len(r.json()["error"]["details"])
+    refresh(server)
+    dq = get(
+        server,
+        "/api/v1/models/m/data-quality",
+        start=now - timedelta(hours=1),
+        end=now + timedelta(minutes=2),
+    )
+    (window,) = dq["windows"]
+    rejected = window["rejected"]
+    assert rejected["batches"] == 2
+    assert rejected["by_code"] == {code: codes.count(code) for code in codes}
+    assert rejected["rows_with_errors"] == problems == 3  # one typed row; two bad rows
+    assert window["rows"] == 50  # the refused events were not stored

@@ -311,6 +311,7 @@ def data_quality(
         features=names,
     )
     dups = store.duplicate_counts(model, start, end, window_seconds) if segment is None else {}
+    refused = store.rejected_counts(model, start, end, window_seconds)
     history = store.feature_history(model)
     windows = _windows(start, end, window_seconds) if window_seconds else [int(start.timestamp())]
     out_windows = []
@@ -342,6 +343,11 @@ def data_quality(
                 else None,
                 "features": feats,
                 "schema": {"appeared": appeared, "disappeared": disappeared},
+                "rejected": {  # batches refused at ingestion (wrong types, bad rows), by code
+                    "batches": sum(b for b, _ in refused.get(w, {}).values()),
+                    "rows_with_errors": sum(r for _, r in refused.get(w, {}).values()),
+                    "by_code": {code: b for code, (b, _) in refused.get(w, {}).items()},
+                },
             }
         )
     not_in_reference = sorted(

@@ -18,12 +18,13 @@ from watchkeeper.api.errors import APIError
 from watchkeeper.api.schemas import ERRORS, ActualsAccepted, EventsAccepted, ReferenceAccepted
 from watchkeeper.schema import (
     DEFAULT_LIMITS,
+    BatchError,
     parse_actuals,
     parse_events,
     parse_reference,
     validate_model_name,
 )
-from watchkeeper.store.base import Store, UnknownModelError
+from watchkeeper.store.base import SchemaConflictError, Store, UnknownModelError
 from watchkeeper.store.keys import KeyStore
 
 from .auth import require
@@ -89,8 +90,14 @@ def ingest_router(store: Store, keys: KeyStore) -> APIRouter:
         ),
     ) -> dict[str, Any]:
         validate_model_name(model)
-        batch = await parse_body(request, parse_events)
-        result = await run_in_threadpool(store.ingest_events, model, batch, task=task)
+        try:
+            batch = await parse_body(request, parse_events)
+            result = await run_in_threadpool(store.ingest_events, model, batch, task=task)
+        except (BatchError, SchemaConflictError) as exc:
+            if exc.status in (400, 422) and store.has_model(model):  # data quality: refusals
+                rows = getattr(exc, "error_count", None) or max(1, len(exc.details))
+                await run_in_threadpool(store.record_rejected, model, exc.code, rows)
+            raise
         return {"accepted": result.accepted, "duplicates": result.duplicates}
 
     @router.post(

@@ -228,6 +228,16 @@ class Store(Protocol):
         """Duplicate events refused per window start epoch."""
         ...
 
+    def record_rejected(self, model: str, code: str, rows_with_errors: int) -> None:
+        """Count a refused batch of a known model (never raises)."""
+        ...
+
+    def rejected_counts(
+        self, model: str, start: datetime, end: datetime, window_seconds: int | None
+    ) -> dict[int, dict[str, tuple[int, int]]]:
+        """Refused batches per window start epoch: error code -> (batches, rows with errors)."""
+        ...
+
     def feature_history(self, model: str) -> list[tuple[str, str, str, datetime]]:
         """(feature, type, first seen in: events|reference, when) for every feature."""
         ...

@@ -47,7 +47,12 @@ from watchkeeper.drift.profile import (
     layout_from_json,
 )
 from watchkeeper.store import duckdb_sql as sql
-from watchkeeper.store.base import EmptyRangeError, NoReferenceError, StoreClosedError
+from watchkeeper.store.base import (
+    EmptyRangeError,
+    NoReferenceError,
+    StoreClosedError,
+    StoreError,
+)
 from watchkeeper.store.duckdb_reads import _naive, _tiers, first
 from watchkeeper.store.duckdb_upkeep import ModelState
 
@@ -677,6 +682,50 @@ class Drift:
             .fetchall()
         )
         return {int(b): int(n) for b, n in rows}
+
+    def record_rejected(self, model: str, code: str, rows_with_errors: int) -> None:
+        """Count a refused batch of a known model (a data-quality metric); never raises."""
+        m = self._models.get(model)
+        if m is None:
+            return
+        minute = datetime.now(timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
+
+        def fn() -> None:
+            assert self._con is not None
+            self._con.execute(
+                "INSERT INTO agg_rejects VALUES (?, ?, ?, 1, ?)",
+                [m.id, minute, code, int(rows_with_errors)],
+            ).fetchall()
+
+        try:
+            self._submit(fn, 0)
+        except StoreError:
+            log.debug("could not count a refused batch", exc_info=True)
+
+    def rejected_counts(
+        self, model: str, start: datetime, end: datetime, window_seconds: int | None
+    ) -> dict[int, dict[str, tuple[int, int]]]:
+        """Refused batches per window start: code -> (batches, rows with errors)."""
+        m = self._require(model)
+        start, end = _naive(start), _naive(end)
+        epoch0 = int(start.replace(tzinfo=timezone.utc).timestamp())
+        bucket = (
+            f"(epoch(minute)::BIGINT // {int(window_seconds)}) * {int(window_seconds)}"
+            if window_seconds
+            else str(epoch0)
+        )
+        out: dict[int, dict[str, tuple[int, int]]] = {}
+        for b, code, batches, rows in (
+            self._cursor()
+            .execute(
+                f"SELECT {bucket}, code, sum(batches), sum(rows_with_errors) FROM agg_rejects"
+                " WHERE model_id = ? AND minute >= ? AND minute < ? GROUP BY 1, 2",
+                [m.id, start, end],
+            )
+            .fetchall()
+        ):
+            out.setdefault(int(b), {})[str(code)] = (int(batches), int(rows))
+        return out
 
     def feature_history(self, model: str) -> list[tuple[str, str, str, datetime]]:
         """(feature, type, where first seen, when) for every feature of the model."""

@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS agg_feat ({KEY_COLS}, feature VARCHAR, bin INTEGER, n
     vsum DOUBLE, vsq DOUBLE, vmin DOUBLE, vmax DOUBLE);
 CREATE TABLE IF NOT EXISTS agg_dupes (model_id INTEGER, version VARCHAR, minute TIMESTAMP,
     n BIGINT);
+CREATE TABLE IF NOT EXISTS agg_rejects (model_id INTEGER, minute TIMESTAMP, code VARCHAR,
+    batches BIGINT, rows_with_errors BIGINT);
 CREATE TABLE IF NOT EXISTS drift_layouts (model_id INTEGER, feature VARCHAR, kind VARCHAR,
     layout VARCHAR, created_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS reference_profiles (model_id INTEGER, version VARCHAR,
