@@ -39,6 +39,7 @@ from watchkeeper.store.base import (
     WindowQuery,
 )
 from watchkeeper.store.duckdb_drift import Drift
+from watchkeeper.store.duckdb_drift_reads import DriftReads
 from watchkeeper.store.duckdb_reads import Reads, first
 from watchkeeper.store.duckdb_upkeep import MINUTE, ModelState, Upkeep
 
@@ -77,7 +78,7 @@ def _naive_utc(table: pa.Table, column: str) -> pa.Table:
     return table.set_column(idx, column, col)
 
 
-class DuckDBStore(Reads, Upkeep, Drift):
+class DuckDBStore(Reads, Upkeep, Drift, DriftReads):
     """The default store: a DuckDB file under the data directory."""
 
     def __init__(
