@@ -143,6 +143,32 @@ def test_serve_reports_an_invalid_config_file(runner: CliRunner, tmp_path: Path)
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("store:\n  colour: blue\n", "colour"),
+        (
+            "monitors:\n  - name: p95\n    model: m\n    metric: latency_p95\n"
+            "    window: 5m\n    condition: {type: static, op: above, threshold: fast}\n",
+            "wk.yaml:6: monitors[0].condition.threshold",
+        ),
+        ("drift:\n  features:\n    amount: median\n", "median"),
+    ],
+)
+def test_serve_names_what_is_wrong_in_each_section(
+    runner: CliRunner, tmp_path: Path, text: str, expected: str
+) -> None:
+    """Every section of the settings file is checked before the server starts: a monitor's
+    problem comes with its line, as `watchkeeper monitors check` prints it."""
+    config = tmp_path / "wk.yaml"
+    config.write_text(text)
+    args = ["serve", "--data-dir", str(tmp_path / "d"), "--port", str(free_port())]
+    result = runner.invoke(main, [*args, "--config", str(config)])
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
 def test_serve_on_a_data_dir_in_use_says_so(runner: CliRunner, tmp_path: Path) -> None:
     """A second server on a data directory that a running server holds fails clearly."""
     first, second = free_port(), free_port()

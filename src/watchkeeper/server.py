@@ -24,7 +24,7 @@ from watchkeeper.store.keys import KeyStore
 log = logging.getLogger("watchkeeper.server")
 
 SETTINGS_KEYS = {"memory_limit", "max_pending_rows", "checkpoint_threshold"}
-SECTIONS = {"store", "drift"}
+SECTIONS = {"store", "drift", "monitors"}
 
 
 class ConfigError(ValueError):
@@ -71,6 +71,19 @@ def load_settings(path: Path | None) -> dict[str, Any]:
     return dict(store)
 
 
+def check_monitors(path: Path | None) -> int:
+    """Validate the YAML config's ``monitors:`` section (every problem with its line); returns
+    how many monitors it defines. The scheduler that evaluates them is not built yet."""
+    if path is None:
+        return 0
+    from watchkeeper.monitors.definitions import MonitorConfigError, load_monitors
+
+    try:
+        return len(load_monitors(path))
+    except MonitorConfigError as exc:
+        raise ConfigError("\n".join(exc.lines())) from None
+
+
 def load_drift_settings(path: Path | None) -> DriftSettings:
     """Read the YAML config's ``drift:`` section (methods and thresholds per feature)."""
     doc = _load_doc(path).get("drift")
@@ -86,6 +99,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; the store opens and closes with the app's lifespan."""
     settings = {**load_settings(config.config_file), **config.settings}
     drift = config.drift or load_drift_settings(config.config_file)
+    check_monitors(config.config_file)
     store = DuckDBStore(config.data_dir, **settings)
     keys = KeyStore(config.data_dir)
     app = build_api(store, keys, drift)

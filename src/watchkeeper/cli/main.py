@@ -16,6 +16,7 @@ from watchkeeper.cli.checks import (
 )
 from watchkeeper.cli.demo import demo
 from watchkeeper.cli.drift import drift_command
+from watchkeeper.cli.monitors import monitors
 
 SCOPES = ("ingest", "read", "admin")
 _DATA_DIR_HELP = "Directory holding the event store and API keys (created if missing)."
@@ -101,6 +102,7 @@ def keys_create(scope: str, data_dir: Path, name: str | None) -> None:
 
 main.add_command(demo)
 main.add_command(drift_command)
+main.add_command(monitors)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,102 @@
+"""``watchkeeper monitors``: validate monitor definitions offline (CI) and propose defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from watchkeeper.monitors.definitions import (
+    DynamicCondition,
+    Monitor,
+    MonitorConfigError,
+    MultiLevelCondition,
+    default_monitors,
+    dump_monitors,
+    load_monitors,
+)
+
+EXIT_BAD_INPUT = 2  # as `watchkeeper drift`: click's usage errors exit 2 too
+
+
+def _condition(m: Monitor) -> str:
+    c = m.condition
+    if isinstance(c, MultiLevelCondition):
+        text = f"{c.op} {c.warning:g} warning / {c.critical:g} critical"
+    elif isinstance(c, DynamicCondition):
+        text = f"dynamic {c.direction} ×{c.sensitivity:g} ({c.seasonality}) {c.severity}"
+    else:
+        text = f"{c.op} {c.threshold:g} {c.severity}"
+    if m.of_last > 1:
+        text += f", {m.fire_after} of {m.of_last}"
+    return text
+
+
+def _table(monitors: list[Monitor]) -> str:
+    head = ("name", "model", "metric", "window", "condition")
+    rows = [
+        (
+            m.name + ("" if m.enabled else " (disabled)"),
+            m.model + (f"@{m.version}" if m.version else ""),
+            m.metric + (f" [{m.segment}]" if m.segment else ""),
+            m.window,
+            _condition(m),
+        )
+        for m in monitors
+    ]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head]]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@click.group("monitors")
+def monitors() -> None:
+    """Monitors as code: validate a file, propose a default set."""
+
+
+@monitors.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def check(file: Path) -> None:
+    """Validate the monitors of FILE (its `monitors:` list) without a server.
+
+    Exits 0 and prints a table when every monitor is valid; exits 2 and prints every
+    problem as FILE:LINE: field: reason otherwise. Other sections (store:, drift:) are
+    left to `watchkeeper serve`.
+    """
+    try:
+        found = load_monitors(file)
+    except MonitorConfigError as exc:
+        for line in exc.lines():
+            click.echo(line, err=True)
+        click.echo(f"{file}: {exc.message}", err=True)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    if found:
+        click.echo(_table(found))
+    click.echo(f"{len(found)} monitor{'' if len(found) == 1 else 's'} OK")
+
+
+@monitors.command("defaults")
+@click.option("--model", required=True, help="The model to propose monitors for.")
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "regression", "llm"]),
+    default=None,
+    help="Adds accuracy (classification), mae (regression) or ttft_p95 (llm).",
+)
+@click.option(
+    "--feature",
+    "features",
+    multiple=True,
+    help="A feature to watch for missing values (the first five); repeatable.",
+)
+def defaults(model: str, task: str | None, features: tuple[str, ...]) -> None:
+    """Print a proposed set of monitors for a model as YAML, ready to paste.
+
+    The output is a whole `monitors:` section (valid on its own); to add it to a settings
+    file that already has one, paste its items under that list. Example:
+
+        watchkeeper monitors defaults --model fraud-scorer --task classification --feature amount
+    """
+    click.echo(dump_monitors(default_monitors(model, task, list(features))), nl=False)

@@ -1,0 +1,1 @@
+"""Monitors: alerting rules as code, their evaluation and alert lifecycle."""
