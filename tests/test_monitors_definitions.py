@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from watchkeeper.aggregate.windows import WINDOWS
+from watchkeeper.aggregate.sizes import WINDOWS
 from watchkeeper.cli.main import main
 from watchkeeper.monitors.definitions import (
     DynamicCondition,

@@ -9,17 +9,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from watchkeeper.aggregate.sizes import WINDOWS
 from watchkeeper.metrics import WindowAggregate, compute
 from watchkeeper.store.base import Store, WindowQuery
-
-WINDOWS: dict[str, int | None] = {
-    "1m": 60,
-    "5m": 300,
-    "15m": 900,
-    "1h": 3600,
-    "1d": 86400,
-    "all": None,
-}
 
 
 def metric_series(

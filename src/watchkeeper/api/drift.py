@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.aggregate.drift import data_quality, drift_report, drift_timeline
-from watchkeeper.aggregate.windows import WINDOWS
+from watchkeeper.aggregate.sizes import WINDOWS
 from watchkeeper.api.errors import APIError
 from watchkeeper.api.models import MAX_WINDOWS, bad_param, parse_range, parse_segment
 from watchkeeper.api.schemas import ERRORS

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from watchkeeper.aggregate.windows import WINDOWS, metric_series
+from watchkeeper.aggregate.sizes import WINDOWS
+from watchkeeper.aggregate.windows import metric_series
 from watchkeeper.api.errors import APIError
 from watchkeeper.api.schemas import ERRORS, MetricSeries, ModelDetail, ModelList
 from watchkeeper.metrics import METRICS

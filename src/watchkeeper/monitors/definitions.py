@@ -56,7 +56,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from watchkeeper.aggregate.windows import WINDOWS
+from watchkeeper.aggregate.sizes import WINDOWS
 from watchkeeper.drift.quality import QUALITY_METRICS
 from watchkeeper.metrics import METRICS
 
