@@ -164,6 +164,10 @@ class Store(Protocol):
         """
         ...
 
+    def segment_values(self, model: str, name: str, start: datetime, end: datetime) -> list[str]:
+        """The values segment ``name`` took in [start, end), sorted."""
+        ...
+
     # ---- drift and data quality (the engine keeps per-minute feature counts)
     def drift_layouts(self, model: str) -> dict[str, Layout]:
         """Each profiled feature's bins; NoReferenceError when the model has no reference."""

@@ -149,6 +149,22 @@ class Reads:
         return out
 
     @staticmethod
+    def _segment_values(
+        cur: duckdb.DuckDBPyConnection, model_id: int, name: str, start: datetime, end: datetime
+    ) -> list[str]:
+        """The values segment ``name`` took in [start, end) (both tiers)."""
+        return [
+            r[0]
+            for r in cur.execute(
+                "SELECT DISTINCT seg_value FROM (SELECT seg_value FROM agg_ops WHERE model_id = $m"
+                " AND seg_key = $k AND minute >= $s AND minute < $e UNION ALL SELECT seg_value"
+                " FROM agg_ops_h WHERE model_id = $m AND seg_key = $k AND minute >= $s"
+                " AND minute < $e) ORDER BY 1",
+                {"m": model_id, "k": name, "s": _naive(start), "e": _naive(end)},
+            ).fetchall()
+        ]
+
+    @staticmethod
     def _model_info(
         cur: duckdb.DuckDBPyConnection,
         model_id: int,

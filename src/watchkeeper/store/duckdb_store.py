@@ -413,6 +413,9 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads):
     ) -> list[tuple[datetime, WindowAggregate]]:
         return self._window_aggregates(self._cursor(), self._require(query.model).id, query, names)
 
+    def segment_values(self, model: str, name: str, start: datetime, end: datetime) -> list[str]:
+        return self._segment_values(self._cursor(), self._require(model).id, name, start, end)
+
     def list_models(self) -> list[ModelInfo]:
         with self._models_lock:
             models = sorted(self._models.values(), key=lambda m: m.name)
