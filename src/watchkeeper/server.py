@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,12 @@ import uvicorn
 import yaml
 from fastapi import FastAPI
 
+from watchkeeper.alerting.engine import AlertEngine
 from watchkeeper.api.app import build_api
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import DriftConfigError
+from watchkeeper.monitors.definitions import Monitor, MonitorConfigError, load_monitors
+from watchkeeper.store.base import StoreClosedError
 from watchkeeper.store.duckdb_store import DuckDBStore
 from watchkeeper.store.keys import KeyStore
 
@@ -39,6 +43,7 @@ class ServerConfig:
     config_file: Path | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     drift: DriftSettings | None = None  # overrides the config file's drift: section
+    evaluate_interval: float = 10.0  # seconds between alert-engine runs (0: never on its own)
 
 
 def _load_doc(path: Path | None) -> dict[str, Any]:
@@ -71,15 +76,12 @@ def load_settings(path: Path | None) -> dict[str, Any]:
     return dict(store)
 
 
-def check_monitors(path: Path | None) -> int:
-    """Validate the YAML config's ``monitors:`` section (every problem with its line); returns
-    how many monitors it defines. The scheduler that evaluates them is not built yet."""
+def load_monitor_definitions(path: Path | None) -> list[Monitor]:
+    """The YAML config's ``monitors:`` section, validated (every problem with its line)."""
     if path is None:
-        return 0
-    from watchkeeper.monitors.definitions import MonitorConfigError, load_monitors
-
+        return []
     try:
-        return len(load_monitors(path))
+        return load_monitors(path)
     except MonitorConfigError as exc:
         raise ConfigError("\n".join(exc.lines())) from None
 
@@ -99,17 +101,21 @@ def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; the store opens and closes with the app's lifespan."""
     settings = {**load_settings(config.config_file), **config.settings}
     drift = config.drift or load_drift_settings(config.config_file)
-    check_monitors(config.config_file)
+    monitors = load_monitor_definitions(config.config_file)
     store = DuckDBStore(config.data_dir, **settings)
     keys = KeyStore(config.data_dir)
-    app = build_api(store, keys, drift)
+    engine = AlertEngine(store, monitors, drift=drift)
+    app = build_api(store, keys, drift, monitors)
+    scheduler = Scheduler(engine, config.evaluate_interval)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         store.start()
+        scheduler.start()
         try:
             yield
         finally:
+            scheduler.stop()
             store.close()
 
     app.router.lifespan_context = lifespan
@@ -121,7 +127,46 @@ def create_app(config: ServerConfig) -> FastAPI:
         app.include_router(web_router(keys.verify))
     app.state.store = store
     app.state.keys = keys
+    app.state.alert_engine = engine
+    app.state.scheduler = scheduler
     return app
+
+
+class Scheduler:
+    """Runs the alert engine every ``interval`` seconds on a thread of its own (the engine
+    evaluates only windows that closed since its last run)."""
+
+    def __init__(self, engine: AlertEngine, interval: float) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+        self.last_run_seconds = 0.0
+
+    def start(self) -> None:
+        if not self.engine.monitors or self.interval <= 0:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="wk-alerts", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            t0 = time.perf_counter()
+            try:
+                self.engine.run(datetime.now(timezone.utc))
+            except StoreClosedError:
+                return
+            except Exception:
+                log.exception("the alert engine failed; trying again next run")
+            self.runs += 1
+            self.last_run_seconds = time.perf_counter() - t0
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
 
 def _uvicorn(config: ServerConfig, app: FastAPI) -> uvicorn.Server:

@@ -5,17 +5,24 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from watchkeeper._version import __version__
+from watchkeeper.api.alerts import alerts_router
 from watchkeeper.api.drift import drift_router
 from watchkeeper.api.errors import install_error_handlers
 from watchkeeper.api.health import health_router
 from watchkeeper.api.ingest import ingest_router
 from watchkeeper.api.models import models_router
 from watchkeeper.drift.settings import DriftSettings
+from watchkeeper.monitors.definitions import Monitor
 from watchkeeper.store.base import Store
 from watchkeeper.store.keys import KeyStore
 
 
-def build_api(store: Store, keys: KeyStore, drift: DriftSettings | None = None) -> FastAPI:
+def build_api(
+    store: Store,
+    keys: KeyStore,
+    drift: DriftSettings | None = None,
+    monitors: list[Monitor] | None = None,
+) -> FastAPI:
     """The JSON API; the server adds the dashboard and lifecycle around it."""
     app = FastAPI(
         title="Watchkeeper",
@@ -27,4 +34,5 @@ def build_api(store: Store, keys: KeyStore, drift: DriftSettings | None = None) 
     app.include_router(ingest_router(store, keys))
     app.include_router(models_router(store, keys))
     app.include_router(drift_router(store, keys, drift or DriftSettings()))
+    app.include_router(alerts_router(store, keys, monitors or []))
     return app

@@ -40,7 +40,11 @@ from typing import Any, Literal, cast
 
 Status = Literal["ok", "pending", "firing"]
 NoDataPolicy = Literal["alert", "ignore", "keep"]
-Kind = Literal["pending", "firing", "escalated", "deescalated", "resolved", "renotify", "no_data"]
+# "cleared" is never emitted by step(): the alert engine records it when a pending series
+# falls back to ok without firing (its breaches left the last n windows).
+Kind = Literal[
+    "pending", "firing", "escalated", "deescalated", "resolved", "renotify", "no_data", "cleared"
+]
 
 STATUSES: tuple[Status, ...] = ("ok", "pending", "firing")
 NO_DATA_POLICIES: tuple[NoDataPolicy, ...] = ("alert", "ignore", "keep")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -256,6 +256,31 @@ class Store(Protocol):
         source_version: str | None,
     ) -> int:
         """Make a range of the model's traffic its reference; returns the row count."""
+        ...
+
+    # ---- alerts
+    def alert_states(self) -> dict[str, dict[str, Any]]:
+        """Every alert series' stored state machine (JSON-able), by series."""
+        ...
+
+    def record_alerts(
+        self,
+        states: Mapping[str, tuple[str, str | None, dict[str, Any]]],
+        changes: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Store an evaluation run's states and transitions in one transaction."""
+        ...
+
+    def list_alerts(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        monitor: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Alerts, newest first, each with its transitions."""
         ...
 
     def stats(self) -> dict[str, float]:

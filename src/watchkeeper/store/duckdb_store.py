@@ -38,6 +38,8 @@ from watchkeeper.store.base import (
     UnknownModelError,
     WindowQuery,
 )
+from watchkeeper.store.duckdb_alerts import DDL as ALERTS_DDL
+from watchkeeper.store.duckdb_alerts import Alerts
 from watchkeeper.store.duckdb_drift import Drift
 from watchkeeper.store.duckdb_drift_reads import DriftReads
 from watchkeeper.store.duckdb_reads import Reads, first
@@ -78,7 +80,7 @@ def _naive_utc(table: pa.Table, column: str) -> pa.Table:
     return table.set_column(idx, column, col)
 
 
-class DuckDBStore(Reads, Upkeep, Drift, DriftReads):
+class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts):
     """The default store: a DuckDB file under the data directory."""
 
     def __init__(
@@ -139,6 +141,7 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads):
         )
         con.execute("SET TimeZone = 'UTC'").fetchall()
         con.execute(sql.DDL).fetchall()
+        con.execute(ALERTS_DDL).fetchall()
         self._con = con
         self._load_layouts()
         for mid, name, task in con.execute("SELECT id, name, task FROM models").fetchall():

@@ -1,0 +1,1 @@
+"""Alerting: the engine that evaluates monitors on closed windows and records alerts."""

@@ -1,0 +1,238 @@
+"""The alert engine: evaluates every monitor on each closed window and records what changes.
+
+Each run (the server's scheduler calls :meth:`AlertEngine.run` every few seconds):
+
+1. per enabled monitor, the windows closed since its series were last evaluated — a window
+   counts as closed ``settle`` seconds after its end, so late events and the binning of
+   features are in — at most ``MAX_CATCH_UP`` of them (after a restart the engine resumes
+   where it stopped, not from the beginning of time);
+2. their points (value and sample size per window, per segment value for ``name:*``) from
+   :func:`watchkeeper.aggregate.monitor_series.monitor_series` — the numbers the API shows;
+3. the condition's verdict per window (static, multi-level, or the dynamic band learned from
+   the series' own history, kept in memory and loaded once), then the series' alert state
+   machine (:func:`watchkeeper.monitors.lifecycle.step`);
+4. the new states and every transition stored in one transaction (``store.record_alerts``):
+   an alert is opened (pending or firing), escalated, de-escalated and resolved in place, and
+   each transition is kept with its time, cause, value and threshold or band.
+
+The engine holds no clock of its own: ``run(now)`` is deterministic for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import insort
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from watchkeeper.aggregate.monitor_series import Point, monitor_series
+from watchkeeper.drift.settings import DriftSettings
+from watchkeeper.monitors import evaluate as ev
+from watchkeeper.monitors.definitions import (
+    DynamicCondition,
+    Monitor,
+    MultiLevelCondition,
+    StaticCondition,
+)
+from watchkeeper.monitors.lifecycle import Observation, Policy, State, Transition, step
+from watchkeeper.store.base import Store
+
+log = logging.getLogger("watchkeeper.alerts")
+
+SETTLE = timedelta(seconds=15)
+MAX_CATCH_UP = 60  # windows evaluated per series and run, at most
+
+
+def series_id(monitor: str, segment_value: str | None) -> str:
+    """The stable name of one alert series (one monitor, one segment value)."""
+    return monitor if segment_value is None else f"{monitor}|{segment_value}"
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """One transition of one series, with what the monitor saw."""
+
+    series: str
+    monitor: Monitor
+    segment_value: str | None
+    transition: Transition
+    value: float | None
+    samples: int
+    context: dict[str, Any]  # threshold(s) or the dynamic band
+
+
+@dataclass
+class RunResult:
+    evaluated: int = 0  # windows evaluated, over all series
+    changes: list[AlertChange] = field(default_factory=list)
+    states: dict[str, tuple[str, str | None, State]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        store: Store,
+        monitors: list[Monitor],
+        *,
+        drift: DriftSettings | None = None,
+        settle: timedelta = SETTLE,
+    ) -> None:
+        self.store = store
+        self.monitors = [m for m in monitors if m.enabled]
+        self.drift = drift
+        self.settle = settle
+        self.states: dict[str, State] = {}
+        self._history: dict[str, list[tuple[datetime, float | None]]] = {}
+        self._history_from_store: set[str] = set()  # dynamic monitors whose history is loaded
+        self._loaded = False
+
+    def policy(self, m: Monitor) -> Policy:
+        return Policy(
+            fire_after=m.fire_after,
+            of_last=m.of_last,
+            resolve_after=m.resolve_after,
+            min_samples=m.min_samples,
+            no_data=m.no_data,
+            renotify=m.renotify,
+        )
+
+    def run(self, now: datetime) -> RunResult:
+        """Evaluate every closed window not evaluated yet; store and return the changes."""
+        if not self._loaded:
+            self.states = {k: State.from_dict(v) for k, v in self.store.alert_states().items()}
+            self._loaded = True
+        result = RunResult()
+        for m in self.monitors:
+            try:
+                self._run_monitor(m, now, result)
+            except Exception as exc:  # one broken monitor must not stop the others
+                log.exception("evaluating monitor %s failed", m.name)
+                result.errors.append(f"{m.name}: {exc}")
+        if result.states or result.changes:
+            self.store.record_alerts(
+                {s: (mon, seg, st.to_dict()) for s, (mon, seg, st) in result.states.items()},
+                [_record(c) for c in result.changes],
+            )
+            for s, (_, _, st) in result.states.items():
+                self.states[s] = st
+        return result
+
+    def _run_monitor(self, m: Monitor, now: datetime, result: RunResult) -> None:
+        w = timedelta(seconds=m.window_seconds)
+        closed_end = _floor(now - self.settle, m.window_seconds)
+        latest = closed_end - w  # start of the newest closed window
+        mine = {k: s for k, s in self.states.items() if k.split("|", 1)[0] == m.name}
+        starts = [s.last_window + w for s in mine.values() if s.last_window is not None]
+        first = max(min(starts, default=latest), latest - (MAX_CATCH_UP - 1) * w)
+        if first > latest:
+            return
+        dynamic = isinstance(m.condition, DynamicCondition)
+        fetch_from = first
+        if dynamic and not self._history_loaded(m):
+            assert isinstance(m.condition, DynamicCondition)
+            fetch_from = first - m.condition.lookback
+        series = monitor_series(self.store, m, fetch_from, closed_end, settings=self.drift)
+        for segment_value, points in series.items():
+            sid = series_id(m.name, segment_value)
+            state = self.states.get(sid, State())
+            history = self._history.setdefault(sid, [])
+            for p in points:
+                if p.window_start < first:  # history only (first load of a dynamic monitor)
+                    if dynamic and p.samples:  # a window without events is no data, not 0
+                        insort(history, (p.window_start, p.value), key=lambda x: x[0])
+                    continue
+                if state.last_window is not None and p.window_start <= state.last_window:
+                    continue
+                severity, context = self._verdict(m, p, history)
+                before = state
+                state, transitions = step(
+                    state, Observation(p.window_start, p.value, severity, p.samples),
+                    self.policy(m), now,
+                )  # fmt: skip
+                result.evaluated += 1
+                if before.status == "pending" and state.status == "ok" and not transitions:
+                    transitions = [
+                        Transition(
+                            "cleared",
+                            p.window_start,
+                            None,
+                            f"the breaches left the last {m.of_last} windows before it fired",
+                        )
+                    ]
+                for t in transitions:
+                    result.changes.append(
+                        AlertChange(sid, m, segment_value, t, p.value, p.samples, context)
+                    )
+                if dynamic and p.samples:
+                    history.append((p.window_start, p.value))
+                    assert isinstance(m.condition, DynamicCondition)
+                    cut = p.window_start - m.condition.lookback
+                    while history and history[0][0] < cut:
+                        history.pop(0)
+            result.states[sid] = (m.name, segment_value, state)
+        if dynamic:
+            self._mark_history_loaded(m)
+
+    def _verdict(
+        self, m: Monitor, p: Point, history: list[tuple[datetime, float | None]]
+    ) -> tuple[str | None, dict[str, Any]]:
+        c = m.condition
+        if isinstance(c, StaticCondition):
+            breach = ev.static(p.value, c.op, c.threshold)
+            return (c.severity if breach else None), {"op": c.op, "threshold": c.threshold}
+        if isinstance(c, MultiLevelCondition):
+            level = ev.multi_level(p.value, c.op, c.warning, c.critical)
+            return level, {"op": c.op, "warning": c.warning, "critical": c.critical}
+        band = ev.dynamic_baseline(
+            history,
+            p.window_start,
+            seasonality=c.seasonality,
+            sensitivity=c.sensitivity,
+            min_history=c.min_history,
+            lookback=c.lookback,
+            direction=c.direction,
+            min_band=c.min_band,
+        )
+        context = {
+            "band": {"lower": band.lower, "upper": band.upper, "median": band.median},
+            "armed": band.armed,
+            "reason": band.reason,
+        }
+        return (c.severity if ev.breaches(p.value, band) else None), context
+
+    def _history_loaded(self, m: Monitor) -> bool:
+        return m.name in self._history_from_store
+
+    def _mark_history_loaded(self, m: Monitor) -> None:
+        self._history_from_store.add(m.name)
+
+
+def _floor(moment: datetime, seconds: int) -> datetime:
+    epoch = int(moment.timestamp()) // seconds * seconds
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def _record(c: AlertChange) -> dict[str, Any]:
+    m = c.monitor
+    return {
+        "series": c.series,
+        "monitor": m.name,
+        "model": m.model,
+        "metric": m.metric,
+        "version": m.version,
+        "segment": m.segment_name,
+        "segment_value": c.segment_value
+        if m.each_segment_value
+        else (m.segment_value if m.segment else None),
+        "window": m.window,
+        "kind": c.transition.kind,
+        "at": c.transition.at,
+        "severity": c.transition.severity,
+        "cause": c.transition.cause,
+        "value": c.value,
+        "samples": c.samples,
+        "context": c.context,
+        "labels": dict(m.labels),
+    }

@@ -1,0 +1,220 @@
+"""Alerts on the DuckDB store: each series' state, the alerts, and their transitions.
+
+``alert_states`` holds one row per series (a monitor, or a monitor and segment value) with its
+state machine as JSON. ``alerts`` holds one row per episode — opened by ``pending`` or
+``firing``, updated in place by escalation and resolution — keyed by a fingerprint of the
+series; ``alert_transitions`` keeps every transition with its window, cause, value and the
+threshold or band (``context``). All of a run's changes commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+
+from watchkeeper.store.duckdb_reads import _naive, first
+
+DDL = """
+CREATE SEQUENCE IF NOT EXISTS alert_ids START 1;
+CREATE TABLE IF NOT EXISTS alert_states (series VARCHAR PRIMARY KEY, monitor VARCHAR,
+    segment_value VARCHAR, state VARCHAR, updated_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS alerts (id BIGINT PRIMARY KEY, fingerprint VARCHAR, series VARCHAR,
+    monitor VARCHAR, model VARCHAR, metric VARCHAR, version VARCHAR, segment VARCHAR,
+    segment_value VARCHAR, window_size VARCHAR, status VARCHAR, severity VARCHAR,
+    started_at TIMESTAMP, resolved_at TIMESTAMP, last_value DOUBLE, labels VARCHAR,
+    updated_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS alert_transitions (alert_id BIGINT, kind VARCHAR, window_start TIMESTAMP,
+    recorded_at TIMESTAMP, severity VARCHAR, cause VARCHAR, value DOUBLE, samples BIGINT,
+    context VARCHAR);
+"""
+
+OPENING = ("pending", "firing", "no_data")
+OPEN_STATUSES = ("pending", "firing")
+
+
+def fingerprint(series: str) -> str:
+    """De-duplicates: one open alert per series at a time carries this."""
+    return hashlib.sha256(series.encode()).hexdigest()[:16]
+
+
+class Alerts:
+    """Mixin of :class:`~watchkeeper.store.duckdb_store.DuckDBStore`."""
+
+    _con: duckdb.DuckDBPyConnection | None
+    _submit: Callable[..., Any]
+    _cursor: Callable[[], duckdb.DuckDBPyConnection]
+
+    def alert_states(self) -> dict[str, dict[str, Any]]:
+        """Every series' stored state machine, by series."""
+        return {
+            series: json.loads(state)
+            for series, state in self._cursor()
+            .execute("SELECT series, state FROM alert_states")
+            .fetchall()
+        }
+
+    def record_alerts(
+        self,
+        states: Mapping[str, tuple[str, str | None, dict[str, Any]]],
+        changes: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Store a run's states and transitions in one transaction (waits for the commit)."""
+
+        def fn() -> None:
+            assert self._con is not None
+            con = self._con
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            for series, (monitor, seg, state) in states.items():
+                con.execute(
+                    "INSERT OR REPLACE INTO alert_states VALUES (?, ?, ?, ?, ?)",
+                    [series, monitor, seg, json.dumps(state), now],
+                ).fetchall()
+            for c in changes:
+                _apply_change(con, c, now)
+
+        self._submit(fn, 0)
+
+    def list_alerts(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        monitor: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Alerts, newest first, each with its transitions (oldest first)."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if status == "open":
+            where.append("status IN ('pending', 'firing')")
+        elif status is not None:
+            where.append("status = ?")
+            params.append(status)
+        for column, value in (("model", model), ("monitor", monitor)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("coalesce(resolved_at, updated_at) >= ?")
+            params.append(_naive(since))
+        cur = self._cursor()
+        cols = (
+            "id, fingerprint, series, monitor, model, metric, version, segment, segment_value,"
+            " window_size, status, severity, started_at, resolved_at, last_value, labels,"
+            " updated_at"
+        )
+        rows = cur.execute(
+            f"SELECT {cols} FROM alerts WHERE {' AND '.join(where)}"
+            f" ORDER BY started_at DESC, id DESC LIMIT {int(limit)}",
+            params,
+        ).fetchall()
+        names = [c.strip() for c in cols.split(",")]
+        out = []
+        for row in rows:
+            alert = dict(zip(names, row, strict=True))
+            alert["window"] = alert.pop("window_size")
+            alert["labels"] = json.loads(alert["labels"] or "{}")
+            for key in ("started_at", "resolved_at", "updated_at"):
+                if alert[key] is not None:
+                    alert[key] = alert[key].replace(tzinfo=timezone.utc)
+            alert["transitions"] = [
+                {
+                    "kind": kind,
+                    "at": at.replace(tzinfo=timezone.utc),
+                    "recorded_at": rec.replace(tzinfo=timezone.utc),
+                    "severity": sev,
+                    "cause": cause,
+                    "value": value,
+                    "samples": samples,
+                    "context": json.loads(context or "{}"),
+                }
+                for kind, at, rec, sev, cause, value, samples, context in cur.execute(
+                    "SELECT kind, window_start, recorded_at, severity, cause, value, samples,"
+                    " context FROM alert_transitions WHERE alert_id = ?"
+                    " ORDER BY recorded_at, window_start",
+                    [alert["id"]],
+                ).fetchall()
+            ]
+            out.append(alert)
+        return out
+
+
+def _apply_change(con: duckdb.DuckDBPyConnection, c: Mapping[str, Any], now: datetime) -> None:
+    at = _naive(c["at"])
+    open_row = first(
+        con.execute(
+            "SELECT id FROM alerts WHERE series = ? AND status IN ('pending', 'firing')"
+            " ORDER BY id DESC LIMIT 1",
+            [c["series"]],
+        ).fetchall()
+    )
+    kind = c["kind"]
+    if open_row is None:
+        if kind not in OPENING:
+            return  # nothing open to attach it to (e.g. a renotify after a manual close)
+        alert_id = first(con.execute("SELECT nextval('alert_ids')").fetchall())[0]
+        con.execute(
+            "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+            [
+                alert_id,
+                fingerprint(c["series"]),
+                c["series"],
+                c["monitor"],
+                c["model"],
+                c["metric"],
+                c["version"],
+                c["segment"],
+                c["segment_value"],
+                c["window"],
+                "firing" if kind == "firing" else "pending",
+                c["severity"],
+                at,
+                c["value"],
+                json.dumps(c["labels"]),
+                now,
+            ],
+        ).fetchall()
+    else:
+        alert_id = open_row[0]
+        if kind == "firing":
+            con.execute(
+                "UPDATE alerts SET status = 'firing', severity = ?, last_value = ?,"
+                " updated_at = ? WHERE id = ?",
+                [c["severity"], c["value"], now, alert_id],
+            ).fetchall()
+        elif kind in ("escalated", "deescalated"):
+            con.execute(
+                "UPDATE alerts SET severity = ?, last_value = ?, updated_at = ? WHERE id = ?",
+                [c["severity"], c["value"], now, alert_id],
+            ).fetchall()
+        elif kind in ("resolved", "cleared"):
+            con.execute(
+                "UPDATE alerts SET status = ?, resolved_at = ?, last_value = ?, updated_at = ?"
+                " WHERE id = ?",
+                ["resolved" if kind == "resolved" else "cleared", at, c["value"], now, alert_id],
+            ).fetchall()
+        else:
+            con.execute(
+                "UPDATE alerts SET last_value = ?, updated_at = ? WHERE id = ?",
+                [c["value"], now, alert_id],
+            ).fetchall()
+    con.execute(
+        "INSERT INTO alert_transitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            alert_id,
+            kind,
+            at,
+            now,
+            c["severity"],
+            c["cause"],
+            c["value"],
+            c["samples"],
+            json.dumps(c["context"], default=str),
+        ],
+    ).fetchall()
