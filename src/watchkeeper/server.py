@@ -44,6 +44,7 @@ class ServerConfig:
     settings: dict[str, Any] = field(default_factory=dict)
     drift: DriftSettings | None = None  # overrides the config file's drift: section
     evaluate_interval: float = 10.0  # seconds between alert-engine runs (0: never on its own)
+    monitors: list[Monitor] | None = None  # added to the config file's monitors: section
 
 
 def _load_doc(path: Path | None) -> dict[str, Any]:
@@ -101,7 +102,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; the store opens and closes with the app's lifespan."""
     settings = {**load_settings(config.config_file), **config.settings}
     drift = config.drift or load_drift_settings(config.config_file)
-    monitors = load_monitor_definitions(config.config_file)
+    monitors = load_monitor_definitions(config.config_file) + list(config.monitors or [])
     store = DuckDBStore(config.data_dir, **settings)
     keys = KeyStore(config.data_dir)
     engine = AlertEngine(store, monitors, drift=drift)

@@ -8,6 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -34,6 +35,38 @@ def _wait_for_shutdown() -> None:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+DEMO_MONITORS = """
+monitors:
+  - name: fraud-amount-drift
+    model: fraud-scorer
+    metric: drift:amount
+    window: 5m
+    segment: "region:*"
+    condition: {type: static, op: above, threshold: 0.25}
+    description: the amount's distribution moved away from the training data
+  - name: fraud-error-rate
+    model: fraud-scorer
+    metric: error_rate
+    window: 5m
+    condition: {type: static, op: above, threshold: 0.05}
+    fire_after: 2
+    of_last: 3
+    min_samples: 30
+  - name: eta-latency-p95
+    model: delivery-eta
+    metric: latency_p95
+    window: 5m
+    condition: {type: multi_level, op: above, warning: 40, critical: 80}
+"""
+
+
+def demo_monitors() -> list[Any]:
+    """The demo's monitors (as a user would write them in the settings file)."""
+    from watchkeeper.monitors.definitions import loads_monitors
+
+    return loads_monitors(DEMO_MONITORS, "demo")
 
 
 def upload_reference(url: str, api_key: str, model: str, csv_text: str) -> None:
@@ -98,7 +131,9 @@ def demo(
     # switched off here, as a user would in the drift: section of their settings file.
     off = {"enabled": False}
     drift = DriftSettings(features={"hour_of_day": off, "day_of_week": off})
-    handle = ServerHandle(ServerConfig(data_dir=data_dir, host=host, port=port, drift=drift))
+    handle = ServerHandle(
+        ServerConfig(data_dir=data_dir, host=host, port=port, drift=drift, monitors=demo_monitors())
+    )
     try:
         handle.start()
     except (RuntimeError, TimeoutError) as exc:
@@ -129,6 +164,7 @@ def demo(
         click.echo(f"  Sign in with:       {click.style(read_key, bold=True)}   (read key)")
         click.echo(f"  Admin key (API):    {admin_key}")
         click.echo(f"  Live traffic:       ~{rate:g} events/s from fraud-scorer and delivery-eta")
+        click.echo(f"  Alerts:             {url}api/v1/alerts?status=open   (3 monitors)")
         click.echo("Press Ctrl-C to stop.")
         _wait_for_shutdown()
     finally:
