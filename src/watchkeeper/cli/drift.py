@@ -168,8 +168,16 @@ def drift_command(
                 verdict = "DRIFT" if mv.get("drifted") else "ok"
                 click.echo(f"{mv['method']}: {_fmt(mv['statistic'])} ({verdict})")
         click.echo()
+    moved = [m for m in result["multivariate"] if m.get("drifted")]
+    together = (
+        "; taken together: "
+        + ", ".join(f"{m['method']} {_fmt(m['statistic'])}" for m in moved)
+        + " drifted"
+        if moved
+        else ""
+    )
     click.echo(
-        f"{s['drifted']} of {s['features']} feature(s) drifted, {s['warned']} warned"
+        f"{s['drifted']} of {s['features']} feature(s) drifted, {s['warned']} warned{together}"
         f" ({result['current']['rows']:,} rows against {result['reference']['rows']:,})"
     )
     if json_out is not None:
@@ -178,6 +186,5 @@ def drift_command(
         from watchkeeper.drift.report import render_html
 
         html_out.write_text(render_html(result), encoding="utf-8")
-    multivariate_drift = any(mv.get("drifted") for mv in result["multivariate"])
-    if s["drifted"] or multivariate_drift:
+    if s["drifted"] or moved:
         raise SystemExit(EXIT_DRIFT)
