@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import RunningServer
 from tests.test_api_drift import get, make_events, put_reference, refresh, send, tabular
 from watchkeeper.aggregate.monitor_series import monitor_series
-from watchkeeper.monitors.definitions import loads_monitors
+from watchkeeper.monitors.files import loads_monitors
 
 NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 START = NOW - timedelta(hours=2)

@@ -18,17 +18,19 @@ from watchkeeper.monitors.definitions import (
     DynamicCondition,
     MetricRef,
     Monitor,
-    MonitorConfigError,
     MultiLevelCondition,
-    Problem,
     StaticCondition,
-    default_monitors,
-    dump_monitors,
     format_duration,
-    load_monitors,
-    loads_monitors,
     parse_duration,
     parse_metric,
+)
+from watchkeeper.monitors.files import (
+    MonitorConfigError,
+    Problem,
+    default_monitors,
+    dump_monitors,
+    load_monitors,
+    loads_monitors,
 )
 
 

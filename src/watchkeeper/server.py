@@ -20,7 +20,8 @@ from watchkeeper.alerting.engine import AlertEngine
 from watchkeeper.api.app import build_api
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import DriftConfigError
-from watchkeeper.monitors.definitions import Monitor, MonitorConfigError, load_monitors
+from watchkeeper.monitors.definitions import Monitor
+from watchkeeper.monitors.files import MonitorConfigError, load_monitors
 from watchkeeper.store.base import StoreClosedError
 from watchkeeper.store.duckdb_store import DuckDBStore
 from watchkeeper.store.keys import KeyStore

@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.api.models import _utc, bad_param
 from watchkeeper.api.schemas import ERRORS
-from watchkeeper.monitors.definitions import Monitor, monitor_to_dict
+from watchkeeper.monitors.definitions import Monitor
+from watchkeeper.monitors.files import monitor_to_dict
 from watchkeeper.store.base import Store
 from watchkeeper.store.keys import KeyStore
 

@@ -64,7 +64,7 @@ monitors:
 
 def demo_monitors() -> list[Any]:
     """The demo's monitors (as a user would write them in the settings file)."""
-    from watchkeeper.monitors.definitions import loads_monitors
+    from watchkeeper.monitors.files import loads_monitors
 
     return loads_monitors(DEMO_MONITORS, "demo")
 

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import click
 
-from watchkeeper.monitors.definitions import (
-    DynamicCondition,
-    Monitor,
+from watchkeeper.monitors.definitions import DynamicCondition, Monitor, MultiLevelCondition
+from watchkeeper.monitors.files import (
     MonitorConfigError,
-    MultiLevelCondition,
     default_monitors,
     dump_monitors,
     load_monitors,

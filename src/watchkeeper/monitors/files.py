@@ -1,0 +1,414 @@
+"""Monitor files: reading the ``monitors:`` section of a settings file with errors that point
+at the YAML line and field, and writing monitors back (``monitors defaults``).
+
+The models themselves are in :mod:`watchkeeper.monitors.definitions`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+from pydantic import ValidationError
+
+from watchkeeper.monitors.definitions import (
+    CONDITION_TYPES,
+    CONDITIONS,
+    Monitor,
+    MonitorFile,
+)
+
+# --------------------------------------------------------------------------- errors
+
+
+class Problem(NamedTuple):
+    """One thing wrong in a file: its 1-based line (None if unknown), field path, reason."""
+
+    line: int | None
+    path: str
+    reason: str
+
+
+class MonitorConfigError(ValueError):
+    """Invalid monitor definitions; :attr:`problems` lists every one found."""
+
+    def __init__(
+        self, message: str, problems: Sequence[Problem] = (), source: str = "<string>"
+    ) -> None:
+        self.message = message
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(message)
+
+    def lines(self) -> list[str]:
+        """Each problem as ``FILE:LINE: path: reason``."""
+        out = []
+        for p in self.problems:
+            where = self.source if p.line is None else f"{self.source}:{p.line}"
+            out.append(f"{where}: {p.path}: {p.reason}" if p.path else f"{where}: {p.reason}")
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *self.lines()]) if self.problems else self.message
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _strip_tags(loc: Sequence[int | str]) -> tuple[int | str, ...]:
+    """Drop the discriminator tag pydantic puts after ``condition`` in a location."""
+    out: list[int | str] = []
+    for part in loc:
+        if out and out[-1] == "condition" and part in CONDITION_TYPES:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _line(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+    """The 1-based line of the deepest node of ``loc`` that exists (a key's own line)."""
+    if root is None:
+        return None
+    node = root
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = None
+            for key, value in node.value:  # the last one wins, as when YAML is loaded
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    found = (key, value)
+            if found is None:
+                return line
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _at(data: Any, loc: Sequence[int | str]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _known_fields(data: Any, loc: tuple[int | str, ...]) -> list[str]:
+    """The fields the model at ``loc`` (a monitor or a condition) accepts."""
+    if loc and loc[-1] == "condition":
+        kind = _at(data, (*loc, "type"))
+        model = CONDITIONS.get(kind) if isinstance(kind, str) else None
+        return list(model.model_fields) if model else []
+    if len(loc) == 2 and loc[0] == "monitors":
+        return list(Monitor.model_fields)
+    return []
+
+
+def _problem(err: Any, data: Any, root: yaml.Node | None) -> Problem:
+    loc = _strip_tags(err["loc"])
+    kind = err["type"]
+    line_loc = loc
+    reason = str(err["msg"])
+    if kind == "union_tag_invalid":
+        line_loc = (*loc, "type")
+        reason = (
+            f"unknown condition type {err['ctx']['tag']!r}; expected {', '.join(CONDITION_TYPES)}"
+        )
+    elif kind == "union_tag_not_found":
+        reason = f"a condition needs a type: {', '.join(CONDITION_TYPES)}"
+    elif kind == "missing":
+        reason = f"required field {loc[-1]!r} is missing"
+    elif kind == "extra_forbidden":
+        known = _known_fields(data, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        reason = f"unknown field {loc[-1]!r}"
+        if close:
+            reason += f"; did you mean {close[0]!r}?"
+        if known:
+            reason += f" (known: {', '.join(known)})"
+    return Problem(_line(root, line_loc), _path(loc), reason)
+
+
+def _walk(
+    node: yaml.Node, loc: tuple[int | str, ...]
+) -> Iterator[tuple[yaml.Node, tuple[int | str, ...]]]:
+    yield node, loc
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield from _walk(value, (*loc, getattr(key, "value", "?")))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _walk(item, (*loc, i))
+
+
+def _duplicate_keys(root: yaml.Node) -> list[Problem]:
+    """Keys given twice in one mapping under ``monitors:`` (YAML would keep the last)."""
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    problems = []
+    for key, value in root.value:
+        if getattr(key, "value", None) != "monitors":
+            continue
+        for node, loc in _walk(value, ("monitors",)):
+            if not isinstance(node, yaml.MappingNode):
+                continue
+            first: dict[str, int] = {}
+            for k, _ in node.value:
+                if not isinstance(k, yaml.ScalarNode) or k.tag == "tag:yaml.org,2002:merge":
+                    continue
+                line = k.start_mark.line + 1
+                if k.value in first:
+                    problems.append(
+                        Problem(
+                            line,
+                            _path((*loc, k.value)),
+                            f"duplicate key {k.value!r} (first at line {first[k.value]})",
+                        )
+                    )
+                else:
+                    first[k.value] = line
+    return problems
+
+
+def _duplicate_names(data: Any, root: yaml.Node | None) -> list[Problem]:
+    monitors = data.get("monitors") if isinstance(data, dict) else None
+    if not isinstance(monitors, list):
+        return []
+    first: dict[str, tuple[int, int | None]] = {}
+    problems = []
+    for i, item in enumerate(monitors):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            continue
+        loc = ("monitors", i, "name")
+        line = _line(root, loc)
+        if name in first:
+            j, first_line = first[name]
+            at = f"line {first_line}" if first_line is not None else f"monitors[{j}]"
+            problems.append(
+                Problem(line, _path(loc), f"duplicate monitor name {name!r} (first at {at})")
+            )
+        else:
+            first[name] = (i, line)
+    return problems
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.line is None, p.line or 0))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def validate_monitors(
+    data: Any,
+    *,
+    source: str = "<string>",
+    root: yaml.Node | None = None,
+    problems: Sequence[Problem] = (),
+) -> list[Monitor]:
+    """Validate a loaded settings document (a mapping with a ``monitors:`` list).
+
+    ``root``, the document's YAML node (:func:`yaml.compose`), gives problems their lines;
+    ``problems`` found earlier (duplicate keys) are reported with the others. Raises
+    :class:`MonitorConfigError` listing every problem.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise MonitorConfigError(
+            "invalid monitor definitions",
+            [Problem(_line(root, ()), "", "expected a mapping with a `monitors:` list")],
+            source,
+        )
+    problems = list(problems)
+    monitors: list[Monitor] = []
+    try:
+        monitors = MonitorFile.model_validate(data).monitors
+    except ValidationError as exc:
+        problems += [_problem(err, data, root) for err in exc.errors(include_url=False)]
+    problems += _duplicate_names(data, root)
+    if problems:
+        n = len(problems)
+        raise MonitorConfigError(
+            f"{n} problem{'s' if n > 1 else ''} in the monitor definitions",
+            _sorted(problems),
+            source,
+        )
+    return monitors
+
+
+def loads_monitors(text: str, source: str = "<string>") -> list[Monitor]:
+    """The monitors of a YAML document (see :func:`load_monitors`)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return []
+        duplicates = _duplicate_keys(root)  # before construction flattens merge keys (<<)
+        data = loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = exc.problem or exc.context or "invalid YAML"
+        raise MonitorConfigError(
+            "invalid YAML", [Problem(line, "", f"YAML syntax error: {what}")], source
+        ) from None
+    except yaml.YAMLError as exc:
+        raise MonitorConfigError(
+            "invalid YAML", [Problem(None, "", f"YAML error: {exc}")], source
+        ) from None
+    finally:
+        loader.dispose()
+    return validate_monitors(data, source=source, root=root, problems=duplicates)
+
+
+def load_monitors(path: str | Path) -> list[Monitor]:
+    """The monitors of a settings file's top-level ``monitors:`` list.
+
+    Other top-level sections (``store:``, ``drift:``, ...) are ignored; a file without
+    ``monitors:`` holds none. Raises :class:`MonitorConfigError` with every problem, each
+    with its line: ``FILE:LINE: monitors[2].condition.threshold: Input should be a valid
+    number``.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise MonitorConfigError(
+            "cannot read the file", [Problem(None, "", f"cannot read: {reason}")], str(path)
+        ) from None
+    return loads_monitors(text, str(path))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def monitor_to_dict(monitor: Monitor) -> dict[str, Any]:
+    """The monitor as plain YAML/JSON data, defaults left out (it loads back equal)."""
+    out = monitor.model_dump(mode="json", exclude_defaults=True)
+    if out.get("of_last") == monitor.fire_after:
+        del out["of_last"]
+    return out
+
+
+def dump_monitors(monitors: Sequence[Monitor]) -> str:
+    """A YAML document ``monitors: [...]`` that :func:`loads_monitors` reads back."""
+    doc = {"monitors": [monitor_to_dict(m) for m in monitors]}
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def default_monitors(
+    model: str, task: str | None = None, features: Sequence[str] = ()
+) -> list[Monitor]:
+    """A sensible starting set for one model (``task``: classification, regression, llm).
+
+    - ``latency_p95``, dynamic (hour of the week, 5m windows): slow-downs relative to the
+      usual for that hour, whatever the model's normal latency is;
+    - ``error_rate`` above 5 % in 2 of the last 3 5m windows (critical);
+    - ``accuracy`` dropping (classification) or ``mae`` rising (regression), dynamic over
+      hourly windows without seasonality (ground truth is sparse and late);
+      ``ttft_p95`` dynamic for LLMs;
+    - ``drift_score`` above 0.2 (a fifth of the features drifted) per hour;
+    - missing values for the first five ``features``: ``missing_change`` (the missing share
+      minus the reference's) above 0.1, rather than ``missing_rate`` above a fixed share,
+      so a feature that is often null by design does not alert forever.
+
+    Windows with fewer than 30 events (labelled events for accuracy and mae) are skipped.
+    """
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
+    out: list[dict[str, Any]] = [
+        {
+            "name": f"{slug}.latency_p95",
+            "metric": "latency_p95",
+            "window": "5m",
+            "condition": {"type": "dynamic", "direction": "above"},
+            "min_samples": 30,
+            "description": "p95 latency above its usual level for this hour of the week",
+        },
+        {
+            "name": f"{slug}.error_rate",
+            "metric": "error_rate",
+            "window": "5m",
+            "condition": {"type": "static", "op": "above", "threshold": 0.05},
+            "fire_after": 2,
+            "of_last": 3,
+            "min_samples": 30,
+            "description": "more than 5 % of calls fail",
+        },
+    ]
+    quality = {
+        "classification": ("accuracy", "below", 0.02),
+        "regression": ("mae", "above", 0.0),
+        "llm": ("ttft_p95", "above", 0.0),
+    }
+    if task in quality:
+        metric, direction, min_band = quality[task]
+        out.append(
+            {
+                "name": f"{slug}.{metric}",
+                "metric": metric,
+                "window": "1h",
+                "condition": {
+                    "type": "dynamic",
+                    "seasonality": "none",
+                    "lookback": "7d",
+                    "min_history": 24,
+                    "direction": direction,
+                    "min_band": min_band,
+                },
+                "min_samples": 30,
+                "description": f"{metric} {'drops' if direction == 'below' else 'rises'}"
+                " against the last week",
+            }
+        )
+    if features or task != "llm":
+        out.append(
+            {
+                "name": f"{slug}.drift_score",
+                "metric": "drift_score",
+                "window": "1h",
+                "condition": {
+                    "type": "static",
+                    "op": "above",
+                    "threshold": 0.2,
+                    "severity": "warning",
+                },
+                "description": "more than a fifth of the features drifted",
+            }
+        )
+    for i, feature in enumerate(list(features)[:5]):
+        fslug = re.sub(r"[^A-Za-z0-9_.-]+", "_", feature)
+        name = f"{slug}.missing.{fslug}"
+        if any(m["name"] == name for m in out):
+            name += f".{i}"
+        out.append(
+            {
+                "name": name,
+                "metric": f"missing_change:{feature}",
+                "window": "1h",
+                "condition": {
+                    "type": "static",
+                    "op": "above",
+                    "threshold": 0.1,
+                    "severity": "warning",
+                },
+                "min_samples": 30,
+                "description": f"{feature} is missing 10 points more often than in the reference",
+            }
+        )
+    return [Monitor.model_validate({"name": m.pop("name"), "model": model, **m}) for m in out]
