@@ -17,6 +17,7 @@ import yaml
 from fastapi import FastAPI
 
 from watchkeeper.alerting.engine import AlertEngine
+from watchkeeper.alerting.notify import Notifier, NotifyConfig, NotifyConfigError
 from watchkeeper.api.app import build_api
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import DriftConfigError
@@ -29,7 +30,7 @@ from watchkeeper.store.keys import KeyStore
 log = logging.getLogger("watchkeeper.server")
 
 SETTINGS_KEYS = {"memory_limit", "max_pending_rows", "checkpoint_threshold"}
-SECTIONS = {"store", "drift", "monitors"}
+SECTIONS = {"store", "drift", "monitors", "notifications"}
 
 
 class ConfigError(ValueError):
@@ -46,6 +47,7 @@ class ServerConfig:
     drift: DriftSettings | None = None  # overrides the config file's drift: section
     evaluate_interval: float = 10.0  # seconds between alert-engine runs (0: never on its own)
     monitors: list[Monitor] | None = None  # added to the config file's monitors: section
+    notify_interval: float = 1.0  # seconds between outbox deliveries (0: never on its own)
 
 
 def _load_doc(path: Path | None) -> dict[str, Any]:
@@ -88,6 +90,15 @@ def load_monitor_definitions(path: Path | None) -> list[Monitor]:
         raise ConfigError("\n".join(exc.lines())) from None
 
 
+def load_notifications(path: Path | None) -> NotifyConfig:
+    """The YAML config's ``notifications:`` section (channels and routes), validated."""
+    doc = _load_doc(path).get("notifications")
+    try:
+        return NotifyConfig.parse(doc)
+    except NotifyConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 def load_drift_settings(path: Path | None) -> DriftSettings:
     """Read the YAML config's ``drift:`` section (methods and thresholds per feature)."""
     doc = _load_doc(path).get("drift")
@@ -106,7 +117,15 @@ def create_app(config: ServerConfig) -> FastAPI:
     monitors = load_monitor_definitions(config.config_file) + list(config.monitors or [])
     store = DuckDBStore(config.data_dir, **settings)
     keys = KeyStore(config.data_dir)
-    engine = AlertEngine(store, monitors, drift=drift)
+    notify = load_notifications(config.config_file)
+    engine = AlertEngine(
+        store,
+        monitors,
+        drift=drift,
+        notify=notify,
+        dashboard_url=f"http://{config.host}:{config.port}/",
+    )
+    notifier = Notifier(store, notify, config.notify_interval)
     app = build_api(store, keys, drift, monitors)
     scheduler = Scheduler(engine, config.evaluate_interval)
 
@@ -114,9 +133,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         store.start()
         scheduler.start()
+        notifier.start()
         try:
             yield
         finally:
+            notifier.stop()
             scheduler.stop()
             store.close()
 
@@ -131,6 +152,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.keys = keys
     app.state.alert_engine = engine
     app.state.scheduler = scheduler
+    app.state.notifier = notifier
     return app
 
 

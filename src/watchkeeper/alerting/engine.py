@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import logging
 from bisect import insort
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from watchkeeper.aggregate.monitor_series import Point, monitor_series
+from watchkeeper.alerting.notify import NotifyConfig, encode, payload
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.monitors import evaluate as ev
 from watchkeeper.monitors.definitions import (
@@ -60,6 +62,8 @@ class AlertChange:
     value: float | None
     samples: int
     context: dict[str, Any]  # threshold(s) or the dynamic band
+    since: datetime | None = None  # first breaching window of the episode
+    alert_severity: str | None = None  # the alert's severity (a resolution has none itself)
 
 
 @dataclass
@@ -78,11 +82,15 @@ class AlertEngine:
         *,
         drift: DriftSettings | None = None,
         settle: timedelta = SETTLE,
+        notify: NotifyConfig | None = None,
+        dashboard_url: str | None = None,
     ) -> None:
         self.store = store
         self.monitors = [m for m in monitors if m.enabled]
         self.drift = drift
         self.settle = settle
+        self.notify = notify
+        self.dashboard_url = dashboard_url
         self.states: dict[str, State] = {}
         self._history: dict[str, list[tuple[datetime, float | None]]] = {}
         self._history_from_store: set[str] = set()  # dynamic monitors whose history is loaded
@@ -114,6 +122,7 @@ class AlertEngine:
             self.store.record_alerts(
                 {s: (mon, seg, st.to_dict()) for s, (mon, seg, st) in result.states.items()},
                 [_record(c) for c in result.changes],
+                self._outbox if self.notify is not None and self.notify.routes else None,
             )
             for s, (_, _, st) in result.states.items():
                 self.states[s] = st
@@ -163,7 +172,17 @@ class AlertEngine:
                     ]
                 for t in transitions:
                     result.changes.append(
-                        AlertChange(sid, m, segment_value, t, p.value, p.samples, context)
+                        AlertChange(
+                            sid,
+                            m,
+                            segment_value,
+                            t,
+                            p.value,
+                            p.samples,
+                            context,
+                            state.since or before.since,
+                            t.severity or before.severity,
+                        )
                     )
                 if dynamic and p.samples:
                     history.append((p.window_start, p.value))
@@ -174,6 +193,15 @@ class AlertEngine:
             result.states[sid] = (m.name, segment_value, state)
         if dynamic:
             self._mark_history_loaded(m)
+
+    def _outbox(self, record: Mapping[str, Any], alert_id: int) -> list[tuple[str, bytes]]:
+        """The notifications one transition sends: (channel, JSON body) per routed channel."""
+        assert self.notify is not None
+        channels = self.notify.deliveries(record)
+        if not channels:
+            return []
+        body = encode(payload(record, alert_id, self.dashboard_url))
+        return [(c, body) for c in channels]
 
     def _verdict(
         self, m: Monitor, p: Point, history: list[tuple[datetime, float | None]]
@@ -235,4 +263,6 @@ def _record(c: AlertChange) -> dict[str, Any]:
         "samples": c.samples,
         "context": c.context,
         "labels": dict(m.labels),
+        "since": c.since,
+        "alert_severity": c.alert_severity,
     }

@@ -7,7 +7,7 @@ queries. Metric code never sees a database driver: it receives merged aggregates
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -267,8 +267,24 @@ class Store(Protocol):
         self,
         states: Mapping[str, tuple[str, str | None, dict[str, Any]]],
         changes: Sequence[Mapping[str, Any]],
+        outbox: Callable[[Mapping[str, Any], int], list[tuple[str, bytes]]] | None = None,
     ) -> None:
-        """Store an evaluation run's states and transitions in one transaction."""
+        """Store an evaluation run's states and transitions, and the notifications
+        ``outbox`` asks for, in one transaction."""
+        ...
+
+    def due_notifications(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Queued notifications whose next attempt is due."""
+        ...
+
+    def notification_result(
+        self, outbox_id: int, ok: bool, error: str | None, retry_at: datetime | None
+    ) -> None:
+        """Record one delivery attempt (retry_at None on failure: give up)."""
+        ...
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Notifications by status."""
         ...
 
     def list_alerts(

@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS alerts (id BIGINT PRIMARY KEY, fingerprint VARCHAR, s
     segment_value VARCHAR, window_size VARCHAR, status VARCHAR, severity VARCHAR,
     started_at TIMESTAMP, resolved_at TIMESTAMP, last_value DOUBLE, labels VARCHAR,
     updated_at TIMESTAMP);
+CREATE SEQUENCE IF NOT EXISTS outbox_ids START 1;
+CREATE TABLE IF NOT EXISTS outbox (id BIGINT PRIMARY KEY, channel VARCHAR, alert_id BIGINT,
+    kind VARCHAR, payload BLOB, created_at TIMESTAMP, attempts INTEGER,
+    next_attempt_at TIMESTAMP, delivered_at TIMESTAMP, last_error VARCHAR, status VARCHAR);
 CREATE TABLE IF NOT EXISTS alert_transitions (alert_id BIGINT, kind VARCHAR, window_start TIMESTAMP,
     recorded_at TIMESTAMP, severity VARCHAR, cause VARCHAR, value DOUBLE, samples BIGINT,
     context VARCHAR);
@@ -62,8 +66,10 @@ class Alerts:
         self,
         states: Mapping[str, tuple[str, str | None, dict[str, Any]]],
         changes: Sequence[Mapping[str, Any]],
+        outbox: Callable[[Mapping[str, Any], int], list[tuple[str, bytes]]] | None = None,
     ) -> None:
-        """Store a run's states and transitions in one transaction (waits for the commit)."""
+        """Store a run's states and transitions in one transaction (waits for the commit),
+        with the notifications ``outbox(change, alert_id)`` asks for: (channel, body) pairs."""
 
         def fn() -> None:
             assert self._con is not None
@@ -75,9 +81,67 @@ class Alerts:
                     [series, monitor, seg, json.dumps(state), now],
                 ).fetchall()
             for c in changes:
-                _apply_change(con, c, now)
+                alert_id = _apply_change(con, c, now)
+                if alert_id is None or outbox is None:
+                    continue
+                for channel, body in outbox(c, alert_id):
+                    con.execute(
+                        "INSERT INTO outbox VALUES (nextval('outbox_ids'), ?, ?, ?, ?, ?, 0, ?,"
+                        " NULL, NULL, 'queued')",
+                        [channel, alert_id, c["kind"], body, now, now],
+                    ).fetchall()
 
         self._submit(fn, 0)
+
+    def due_notifications(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Queued notifications whose next attempt is due (a first attempt always is), oldest
+        first."""
+        rows = (
+            self._cursor()
+            .execute(
+                "SELECT id, channel, alert_id, kind, payload, attempts FROM outbox"
+                " WHERE status = 'queued' AND (attempts = 0 OR next_attempt_at <= ?)"
+                " ORDER BY id LIMIT ?",
+                [_naive(now), int(limit)],
+            )
+            .fetchall()
+        )
+        names = ("id", "channel", "alert_id", "kind", "payload", "attempts")
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def notification_result(
+        self, outbox_id: int, ok: bool, error: str | None, retry_at: datetime | None
+    ) -> None:
+        """Record a delivery attempt: delivered, or failed with a retry time (None: give up)."""
+
+        def fn() -> None:
+            assert self._con is not None
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            if ok:
+                self._con.execute(
+                    "UPDATE outbox SET status = 'delivered', delivered_at = ?,"
+                    " attempts = attempts + 1 WHERE id = ?",
+                    [now, outbox_id],
+                ).fetchall()
+            else:
+                self._con.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
+                    " next_attempt_at = coalesce(?, next_attempt_at),"
+                    " status = CASE WHEN ? IS NULL THEN 'failed' ELSE 'queued' END WHERE id = ?",
+                    [error, None if retry_at is None else _naive(retry_at),
+                     None if retry_at is None else 1, outbox_id],
+                ).fetchall()  # fmt: skip
+
+        self._submit(fn, 0)
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Notifications by status (queued, delivered, failed)."""
+        return {
+            str(status): int(n)
+            for status, n in self._cursor()
+            .execute("SELECT status, count(*) FROM outbox GROUP BY 1")
+            .fetchall()
+        }
 
     def list_alerts(
         self,
@@ -145,7 +209,11 @@ class Alerts:
         return out
 
 
-def _apply_change(con: duckdb.DuckDBPyConnection, c: Mapping[str, Any], now: datetime) -> None:
+def _apply_change(
+    con: duckdb.DuckDBPyConnection, c: Mapping[str, Any], now: datetime
+) -> int | None:
+    """Open, update or close the series' alert for one transition; returns the alert's id
+    (None when the transition has no alert to belong to)."""
     at = _naive(c["at"])
     open_row = first(
         con.execute(
@@ -157,7 +225,7 @@ def _apply_change(con: duckdb.DuckDBPyConnection, c: Mapping[str, Any], now: dat
     kind = c["kind"]
     if open_row is None:
         if kind not in OPENING:
-            return  # nothing open to attach it to (e.g. a renotify after a manual close)
+            return None  # nothing open to attach it to (e.g. a renotify after a close)
         alert_id = first(con.execute("SELECT nextval('alert_ids')").fetchall())[0]
         con.execute(
             "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
@@ -218,3 +286,4 @@ def _apply_change(con: duckdb.DuckDBPyConnection, c: Mapping[str, Any], now: dat
             json.dumps(c["context"], default=str),
         ],
     ).fetchall()
+    return int(alert_id)
