@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,9 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.helpers import wait_for
 from tests.test_alerts import CONFIG, MINUTE, SETTLE, T0, Server, _run_through, _traffic
 from watchkeeper.alerting.notify import NotifyConfig, NotifyConfigError, backoff
 from watchkeeper.server import ServerConfig, ServerHandle
@@ -184,5 +189,206 @@ def test_queued_notifications_survive_a_restart(tmp_path: Path) -> None:
 def test_routes_must_name_known_channels() -> None:
     with pytest.raises(NotifyConfigError, match="unknown channel"):
         NotifyConfig.parse({"channels": [], "routes": [{"channels": ["ops"]}]})
-    with pytest.raises(NotifyConfigError, match=r"notifications\.channels\.0\.url"):
+    with pytest.raises(NotifyConfigError, match=r"notifications\.channels\.0\.webhook\.url"):
         NotifyConfig.parse({"channels": [{"name": "x", "type": "webhook", "url": "ftp://x"}]})
+
+
+def _routed(channel: str) -> str:
+    return (
+        CONFIG
+        + f"""
+notifications:
+  channels:
+    - {channel}
+  routes:
+    - {{channels: [out], monitors: [errors]}}
+"""
+    )
+
+
+def _run_with(tmp_path: Path, channel: str) -> None:
+    key = KeyStore(tmp_path).create("admin")
+    config = tmp_path / "wk.yaml"
+    config.write_text(_routed(channel))
+    handle = ServerHandle(
+        ServerConfig(
+            data_dir=tmp_path,
+            port=free_port(),
+            config_file=config,
+            evaluate_interval=0,
+            notify_interval=0,
+        )
+    )
+    handle.start()
+    server = Server(handle.url, tmp_path, handle, key)
+    try:
+        _traffic(server)
+        _run_through(server, range(12))
+        assert _deliver(server) == 2
+    finally:
+        handle.stop()
+
+
+def test_slack_gets_a_block_kit_message(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack's incoming webhooks take `text` (the notification's fallback) and `blocks`
+    (https://api.slack.com/messaging/webhooks, https://api.slack.com/reference/block-kit)."""
+    monkeypatch.setenv("WK_SLACK_URL", receiver.url)
+    _run_with(tmp_path, "{name: out, type: slack, webhook_url_env: WK_SLACK_URL}")
+    firing, resolved = (json.loads(b) for _, b in receiver.requests)
+    assert set(firing) == {"text", "blocks"}
+    assert firing["text"].startswith("🔴 [CRITICAL] errors: error_rate of m")
+    header, fields, cause, actions = firing["blocks"]
+    assert header == {"type": "header", "text": {"type": "plain_text", "text": firing["text"]}}
+    assert len(header["text"]["text"]) <= 150  # Block Kit's limit for a header
+    assert fields["type"] == "section" and 1 <= len(fields["fields"]) <= 10
+    assert all(f["type"] == "mrkdwn" for f in fields["fields"])
+    assert "*Value*\n0.5" in [f["text"] for f in fields["fields"]]
+    assert "*Condition*\nabove 0.1" in [f["text"] for f in fields["fields"]]
+    assert cause["type"] == "section" and "2 of the last 3" in cause["text"]["text"]
+    (button,) = actions["elements"]
+    assert button["type"] == "button" and button["url"].endswith("/models/m?metric=error_rate")
+    assert resolved["text"].startswith("✅ [RESOLVED] errors")
+
+
+def test_pagerduty_triggers_and_resolves_with_one_dedup_key(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events API v2 (https://developer.pagerduty.com/docs/events-api-v2/trigger-events/):
+    routing_key, event_action, dedup_key, payload{summary, source, severity, ...}, links."""
+    monkeypatch.setenv("WK_PD_KEY", "R" * 32)
+    _run_with(
+        tmp_path,
+        f'{{name: out, type: pagerduty, routing_key_env: WK_PD_KEY, url: "{receiver.url}"}}',
+    )
+    trigger, resolve = (json.loads(b) for _, b in receiver.requests)
+    assert trigger["routing_key"] == "R" * 32 and trigger["event_action"] == "trigger"
+    assert set(trigger["payload"]) >= {"summary", "source", "severity"}
+    assert trigger["payload"]["severity"] in ("critical", "error", "warning", "info")
+    assert trigger["payload"]["severity"] == "critical"
+    assert len(trigger["payload"]["summary"]) <= 1024
+    assert trigger["payload"]["summary"] == "errors: error_rate of m is 0.5 (above 0.1)"
+    assert trigger["payload"]["timestamp"].startswith((T0 + 4 * MINUTE).isoformat()[:16])
+    assert trigger["links"][0]["href"].endswith("/models/m?metric=error_rate")
+    assert resolve == {
+        "routing_key": "R" * 32,
+        "event_action": "resolve",
+        "dedup_key": trigger["dedup_key"],
+    }
+
+
+def test_a_missing_secret_is_an_error_the_outbox_keeps(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WK_SLACK_URL", raising=False)
+    key = KeyStore(tmp_path).create("admin")
+    config = tmp_path / "wk.yaml"
+    config.write_text(_routed("{name: out, type: slack, webhook_url_env: WK_SLACK_URL}"))
+    handle = ServerHandle(
+        ServerConfig(
+            data_dir=tmp_path,
+            port=free_port(),
+            config_file=config,
+            evaluate_interval=0,
+            notify_interval=0,
+        )
+    )
+    handle.start()
+    server = Server(handle.url, tmp_path, handle, key)
+    try:
+        _traffic(server)
+        _run_through(server, range(5))
+        assert _deliver(server, 5) == 0
+        store = handle.app.state.store
+        assert store.outbox_counts() == {"queued": 1}
+        (row,) = store.due_notifications(T0 + timedelta(days=1))
+        assert row["attempts"] == 1
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus Alertmanager (Debian's package) on a loopback port."""
+    binary = shutil.which("prometheus-alertmanager")
+    if binary is None:
+        message = "prometheus-alertmanager is not installed (scripts/install-test-deps.sh does it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    d = tmp_path_factory.mktemp("am")
+    (d / "am.yml").write_text(
+        "route: {receiver: none, group_wait: 0s, group_interval: 1s}\nreceivers: [{name: none}]\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={d / 'am.yml'}",
+            f"--storage.path={d / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _ready(url), timeout=30)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _active(url: str) -> list[dict[str, Any]]:
+    r = httpx.get(f"{url}/api/v2/alerts", params={"filter": 'alertname="errors"'}, timeout=5)
+    r.raise_for_status()
+    return [a for a in r.json() if a["status"]["state"] == "active"]
+
+
+def test_alertmanager_receives_the_alert_and_its_resolution(
+    tmp_path: Path, alertmanager: str
+) -> None:
+    key = KeyStore(tmp_path).create("admin")
+    config = tmp_path / "wk.yaml"
+    config.write_text(_routed(f'{{name: out, type: alertmanager, url: "{alertmanager}"}}'))
+    handle = ServerHandle(
+        ServerConfig(
+            data_dir=tmp_path,
+            port=free_port(),
+            config_file=config,
+            evaluate_interval=0,
+            notify_interval=0,
+        )
+    )
+    handle.start()
+    server = Server(handle.url, tmp_path, handle, key)
+    try:
+        _traffic(server)
+        _run_through(server, range(5))
+        assert _deliver(server, 5) == 1
+        (alert,) = _active(alertmanager)
+        assert alert["labels"] == {
+            "alertname": "errors",
+            "model": "m",
+            "metric": "error_rate",
+            "severity": "critical",
+            "source": "watchkeeper",
+            "team": "payments",
+        }
+        assert "2 of the last 3" in alert["annotations"]["description"]
+        assert alert["generatorURL"].endswith("/models/m?metric=error_rate")
+        _run_through(server, range(5, 12))
+        assert _deliver(server) == 1
+        assert _active(alertmanager) == []  # resolved: endsAt is in the past
+    finally:
+        handle.stop()

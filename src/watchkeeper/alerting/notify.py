@@ -22,8 +22,11 @@ delivered — so a notification survives a crash and a restart, and is sent once
 transition. Receivers can de-duplicate on ``X-Watchkeeper-Delivery`` (the outbox id, the
 same on every retry) and verify ``X-Watchkeeper-Signature: sha256=<hex HMAC of the body>``.
 
-Only the generic webhook channel exists yet; Slack, PagerDuty, e-mail and Alertmanager come
-next on the same outbox.
+Channel types: ``webhook`` (the JSON of :func:`payload`, signed), ``slack`` (an incoming
+webhook, Block Kit), ``pagerduty`` (Events API v2; trigger and resolve share a ``dedup_key``)
+and ``alertmanager`` (``POST /api/v2/alerts``). The outbox stores the channel-neutral payload;
+each channel renders its request when it sends, so a secret from the environment is read at
+send time and never stored. E-mail comes next.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -58,18 +61,197 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class WebhookChannel(_Strict):
+class _Channel(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+    def render(self, msg: Mapping[str, Any], delivery: int) -> tuple[str, dict[str, str], bytes]:
+        """(url, headers, body) of the request that delivers ``msg`` (a :func:`payload`)."""
+        raise NotImplementedError
+
+
+def _env(name: str | None, what: str) -> str:
+    value = os.environ.get(name or "")
+    if not value:
+        raise DeliveryError(f"{what}: environment variable {name} is not set")
+    return value
+
+
+class DeliveryError(Exception):
+    """A notification that cannot be built (e.g. a secret missing from the environment)."""
+
+
+class WebhookChannel(_Channel):
+    """JSON as :func:`payload` builds it, signed with HMAC-SHA256 when a secret is set."""
+
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://")
     secret_env: str | None = None
-    timeout_s: float = Field(10.0, gt=0, le=120)
 
     def secret(self) -> bytes | None:
         if self.secret_env is None:
             return None
         value = os.environ.get(self.secret_env)
         return None if value is None else value.encode()
+
+    def render(self, msg: Mapping[str, Any], delivery: int) -> tuple[str, dict[str, str], bytes]:
+        body = encode(msg)
+        headers = {"X-Watchkeeper-Delivery": str(delivery)}
+        secret = self.secret()
+        if secret is not None:
+            headers["X-Watchkeeper-Signature"] = sign(secret, body)
+        return self.url, headers, body
+
+
+class SlackChannel(_Channel):
+    """A Slack incoming webhook: a Block Kit message (header, fields, cause, link)."""
+
+    type: Literal["slack"]
+    webhook_url_env: str  # the webhook URL is a secret: it comes from the environment
+
+    def render(self, msg: Mapping[str, Any], delivery: int) -> tuple[str, dict[str, str], bytes]:
+        url = _env(self.webhook_url_env, f"slack channel {self.name}")
+        icon = {"resolved": "✅", "critical": "🔴", "warning": "🟠"}
+        state = "RESOLVED" if msg["kind"] == "resolved" else (msg["severity"] or "").upper()
+        mark = icon["resolved"] if msg["kind"] == "resolved" else icon.get(msg["severity"], "⚪")
+        title = f"{mark} [{state}] {msg['monitor']}: {msg['metric']} of {msg['model']}"
+        fields = [
+            (
+                "Model",
+                f"{msg['model']}" + (f" {msg['model_version']}" if msg["model_version"] else ""),
+            ),
+            ("Metric", msg["metric"]),
+            ("Value", _show(msg["value"])),
+            ("Condition", _condition(msg["condition"])),
+            ("Window", f"{msg['window']} from {msg['window_start']}"),
+            ("Breaching since", msg["breaching_since"] or "—"),
+        ]
+        if msg["segment"]:
+            fields.append(("Segment", msg["segment"]))
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+            {
+                "type": "section",
+                "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields][:10],
+            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": str(msg["cause"] or "")}},
+        ]
+        if msg["dashboard_url"]:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "text": {"type": "plain_text", "text": "Open in Watchkeeper"},
+                            "url": msg["dashboard_url"],
+                        }
+                    ],
+                }
+            )
+        return url, {}, encode({"text": title, "blocks": blocks})
+
+
+class PagerDutyChannel(_Channel):
+    """PagerDuty Events API v2: trigger, and resolve with the same ``dedup_key``."""
+
+    type: Literal["pagerduty"]
+    routing_key_env: str
+    url: str = Field("https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://")
+
+    def render(self, msg: Mapping[str, Any], delivery: int) -> tuple[str, dict[str, str], bytes]:
+        key = _env(self.routing_key_env, f"pagerduty channel {self.name}")
+        dedup = f"watchkeeper-{msg['alert_id']}"
+        if msg["kind"] == "resolved":
+            body: dict[str, Any] = {
+                "routing_key": key,
+                "event_action": "resolve",
+                "dedup_key": dedup,
+            }
+        else:
+            body = {
+                "routing_key": key,
+                "event_action": "trigger",
+                "dedup_key": dedup,
+                "payload": {
+                    "summary": (
+                        f"{msg['monitor']}: {msg['metric']} of {msg['model']} is"
+                        f" {_show(msg['value'])} ({_condition(msg['condition'])})"
+                    )[:1024],
+                    "source": msg["model"],
+                    "severity": "critical" if msg["severity"] == "critical" else "warning",
+                    "timestamp": msg["window_start"],
+                    "component": msg["model"],
+                    "group": msg["segment"] or msg["model"],
+                    "class": msg["metric"],
+                    "custom_details": {
+                        k: msg[k]
+                        for k in ("cause", "window", "breaching_since", "labels", "condition")
+                    },
+                },
+            }
+            if msg["dashboard_url"]:
+                body["links"] = [{"href": msg["dashboard_url"], "text": "Open in Watchkeeper"}]
+        return self.url, {}, encode(body)
+
+
+class AlertmanagerChannel(_Channel):
+    """Prometheus Alertmanager's ``POST /api/v2/alerts``: routing, inhibition and on-call
+    schedules stay there. A resolution sends the same labels with ``endsAt``."""
+
+    type: Literal["alertmanager"]
+    url: str = Field(pattern=r"^https?://")
+
+    def render(self, msg: Mapping[str, Any], delivery: int) -> tuple[str, dict[str, str], bytes]:
+        labels = {
+            "alertname": msg["monitor"],
+            "model": msg["model"],
+            "metric": msg["metric"],
+            "severity": msg["severity"] or "warning",
+            "source": "watchkeeper",
+            **{str(k): str(v) for k, v in (msg["labels"] or {}).items()},
+        }
+        if msg["segment"]:
+            labels["segment"] = msg["segment"]
+        if msg["model_version"]:
+            labels["version"] = msg["model_version"]
+        alert: dict[str, Any] = {
+            "labels": labels,
+            "annotations": {
+                "summary": f"{msg['metric']} of {msg['model']} is {_show(msg['value'])}",
+                "description": str(msg["cause"] or ""),
+                "condition": _condition(msg["condition"]),
+            },
+            "startsAt": msg["breaching_since"] or msg["window_start"],
+        }
+        if msg["kind"] == "resolved":
+            alert["endsAt"] = msg["window_start"]
+        if msg["dashboard_url"]:
+            alert["generatorURL"] = msg["dashboard_url"]
+        return self.url.rstrip("/") + "/api/v2/alerts", {}, encode([alert])
+
+
+Channel = Annotated[
+    WebhookChannel | SlackChannel | PagerDutyChannel | AlertmanagerChannel,
+    Field(discriminator="type"),
+]
+
+
+def _show(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.4g}"
+
+
+def _condition(cond: Any) -> str:
+    if not isinstance(cond, Mapping):
+        return "—"
+    if "threshold" in cond:
+        return f"{cond.get('op')} {cond['threshold']:g}"
+    if "critical" in cond:
+        return f"{cond.get('op')} {cond['warning']:g} (warning) / {cond['critical']:g} (critical)"
+    band = cond.get("band") or {}
+    if band.get("lower") is not None or band.get("upper") is not None:
+        return f"outside [{_show(band.get('lower'))}, {_show(band.get('upper'))}] (learned band)"
+    return "learned band"
 
 
 class Route(_Strict):
@@ -88,7 +270,7 @@ class Route(_Strict):
 
 
 class NotifyConfig(_Strict):
-    channels: list[WebhookChannel] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -119,7 +301,7 @@ class NotifyConfig(_Strict):
             ]
             raise NotifyConfigError("\n".join(lines)) from None
 
-    def channel(self, name: str) -> WebhookChannel | None:
+    def channel(self, name: str) -> _Channel | None:
         return next((c for c in self.channels if c.name == name), None)
 
     def deliveries(self, change: Mapping[str, Any]) -> list[str]:
@@ -225,16 +407,13 @@ class Notifier:
                 self.failures += 1
         return sent
 
-    def _post(self, channel: WebhookChannel, delivery: int, body: bytes) -> tuple[bool, str | None]:
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "watchkeeper",
-            "X-Watchkeeper-Delivery": str(delivery),
-        }
-        secret = channel.secret()
-        if secret is not None:
-            headers["X-Watchkeeper-Signature"] = sign(secret, body)
-        req = urllib.request.Request(channel.url, data=body, headers=headers, method="POST")
+    def _post(self, channel: _Channel, delivery: int, stored: bytes) -> tuple[bool, str | None]:
+        try:
+            url, extra, body = channel.render(json.loads(stored), delivery)
+        except DeliveryError as exc:
+            return False, str(exc)
+        headers = {"Content-Type": "application/json", "User-Agent": "watchkeeper", **extra}
+        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
         t0 = time.perf_counter()
         try:
             with urllib.request.urlopen(req, timeout=channel.timeout_s) as resp:
@@ -246,7 +425,7 @@ class Notifier:
             return False, f"{type(exc).__name__}: {exc} after {time.perf_counter() - t0:.1f} s"
 
 
-def encode(data: Mapping[str, Any]) -> bytes:
+def encode(data: Any) -> bytes:
     return json.dumps(data, default=str, sort_keys=True).encode()
 
 
