@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import hmac
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -390,5 +393,124 @@ def test_alertmanager_receives_the_alert_and_its_resolution(
         _run_through(server, range(5, 12))
         assert _deliver(server) == 1
         assert _active(alertmanager) == []  # resolved: endsAt is in the past
+    finally:
+        handle.stop()
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+
+class _Auth:
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login,
+            auth_data.password,
+        ) == (b"wk", b"pw")
+        # a failure must say handled=False, or the client waits forever
+        return AuthResult(success=ok, handled=ok)
+
+
+@pytest.fixture
+def smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, _Inbox]]:
+    """A real SMTP server (aiosmtpd) on loopback that requires STARTTLS and a login."""
+    from aiosmtpd.controller import Controller
+
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=ctx,
+        require_starttls=True,
+        authenticator=_Auth(),
+        auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        yield port, str(cert), inbox
+    finally:
+        controller.stop()
+
+
+def _email_channel(port: int, ca: str) -> str:
+    return (
+        f"{{name: out, type: email, host: 127.0.0.1, port: {port}, ca_file: '{ca}',"
+        " username_env: WK_SMTP_USER, password_env: WK_SMTP_PASSWORD,"
+        " sender: alerts@example.com, to: [oncall@example.com]}"
+    )
+
+
+def test_email_over_starttls_with_login_has_text_and_html(
+    tmp_path: Path, smtp: tuple[int, str, _Inbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, ca, inbox = smtp
+    monkeypatch.setenv("WK_SMTP_USER", "wk")
+    monkeypatch.setenv("WK_SMTP_PASSWORD", "pw")
+    _run_with(
+        tmp_path,
+        _email_channel(port, ca),
+    )
+    assert len(inbox.envelopes) == 2
+    first = inbox.envelopes[0]
+    assert first.mail_from == "alerts@example.com" and first.rcpt_tos == ["oncall@example.com"]
+    msg = email.message_from_bytes(first.content, policy=email.policy.default)
+    assert msg["Subject"] == "[CRITICAL] errors: error_rate of m"
+    assert msg["Message-ID"].startswith("<watchkeeper-")
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    page = msg.get_body(preferencelist=("html",)).get_content()
+    assert "Value: 0.5" in text and "Condition: above 0.1" in text
+    assert "2 of the last 3 windows breached" in text
+    assert "<table>" in page and "Open in Watchkeeper" in page
+    resolved = email.message_from_bytes(inbox.envelopes[1].content, policy=email.policy.default)
+    assert resolved["Subject"] == "[RESOLVED] errors: error_rate of m"
+
+
+def test_email_with_a_wrong_password_stays_queued(
+    tmp_path: Path, smtp: tuple[int, str, _Inbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, ca, inbox = smtp
+    monkeypatch.setenv("WK_SMTP_USER", "wk")
+    monkeypatch.setenv("WK_SMTP_PASSWORD", "wrong")
+    key = KeyStore(tmp_path).create("admin")
+    config = tmp_path / "wk.yaml"
+    config.write_text(_routed(_email_channel(port, ca)))
+    handle = ServerHandle(
+        ServerConfig(
+            data_dir=tmp_path,
+            port=free_port(),
+            config_file=config,
+            evaluate_interval=0,
+            notify_interval=0,
+        )
+    )
+    handle.start()
+    server = Server(handle.url, tmp_path, handle, key)
+    try:
+        _traffic(server)
+        _run_through(server, range(5))
+        assert _deliver(server, 5) == 0
+        assert handle.app.state.store.outbox_counts() == {"queued": 1}
+        assert inbox.envelopes == []
     finally:
         handle.stop()

@@ -26,22 +26,27 @@ Channel types: ``webhook`` (the JSON of :func:`payload`, signed), ``slack`` (an 
 webhook, Block Kit), ``pagerduty`` (Events API v2; trigger and resolve share a ``dedup_key``)
 and ``alertmanager`` (``POST /api/v2/alerts``). The outbox stores the channel-neutral payload;
 each channel renders its request when it sends, so a secret from the environment is read at
-send time and never stored. E-mail comes next.
+send time and never stored. ``email`` goes over SMTP (STARTTLS, login) with a plain-text
+and an HTML body.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import logging
 import os
+import smtplib
+import ssl
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -231,8 +236,78 @@ class AlertmanagerChannel(_Channel):
         return self.url.rstrip("/") + "/api/v2/alerts", {}, encode([alert])
 
 
+class EmailChannel(_Channel):
+    """E-mail over SMTP: STARTTLS and login when set, a plain-text and an HTML body, a
+    ``Message-ID`` per outbox row (the same on every retry)."""
+
+    type: Literal["email"]
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username_env: str | None = None
+    password_env: str | None = None
+    ca_file: str | None = None  # a private CA to trust for STARTTLS (default: the system's)
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    to: list[str] = Field(min_length=1)
+
+    def render(self, msg: Mapping[str, Any], delivery: int) -> tuple[str, dict[str, str], bytes]:
+        raise DeliveryError("e-mail is sent with deliver(), not over HTTP")
+
+    def message(self, msg: Mapping[str, Any], delivery: int) -> EmailMessage:
+        state = "RESOLVED" if msg["kind"] == "resolved" else (msg["severity"] or "").upper()
+        subject = f"[{state}] {msg['monitor']}: {msg['metric']} of {msg['model']}"
+        rows = [
+            (
+                "Model",
+                str(msg["model"]) + (f" {msg['model_version']}" if msg["model_version"] else ""),
+            ),
+            ("Metric", str(msg["metric"])),
+            ("Segment", str(msg["segment"] or "all")),
+            ("Value", _show(msg["value"])),
+            ("Condition", _condition(msg["condition"])),
+            ("Window", f"{msg['window']} from {msg['window_start']}"),
+            ("Breaching since", str(msg["breaching_since"] or "—")),
+            ("Cause", str(msg["cause"] or "")),
+        ]
+        text = "\n".join(f"{k}: {v}" for k, v in rows)
+        if msg["dashboard_url"]:
+            text += f"\n\n{msg['dashboard_url']}"
+        cells = "".join(
+            f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        link = (
+            f"<p><a href='{html.escape(msg['dashboard_url'])}'>Open in Watchkeeper</a></p>"
+            if msg["dashboard_url"]
+            else ""
+        )
+        em = EmailMessage()
+        em["Subject"] = subject
+        em["From"] = self.sender
+        em["To"] = ", ".join(self.to)
+        em["Message-ID"] = f"<watchkeeper-{delivery}@{self.sender.split('@', 1)[1]}>"
+        em.set_content(text)
+        em.add_alternative(
+            f"<html><body><h3>{html.escape(subject)}</h3><table>{cells}</table>{link}"
+            "</body></html>",
+            subtype="html",
+        )
+        return em
+
+    def deliver(self, msg: Mapping[str, Any], delivery: int) -> None:
+        em = self.message(msg, delivery)
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
+            if self.username_env is not None:
+                user = _env(self.username_env, f"email channel {self.name}")
+                password = _env(self.password_env, f"email channel {self.name}")
+                smtp.login(user, password)
+            smtp.send_message(em)
+
+
 Channel = Annotated[
-    WebhookChannel | SlackChannel | PagerDutyChannel | AlertmanagerChannel,
+    WebhookChannel | SlackChannel | PagerDutyChannel | AlertmanagerChannel | EmailChannel,
     Field(discriminator="type"),
 ]
 
@@ -408,6 +483,12 @@ class Notifier:
         return sent
 
     def _post(self, channel: _Channel, delivery: int, stored: bytes) -> tuple[bool, str | None]:
+        if isinstance(channel, EmailChannel):
+            try:
+                channel.deliver(json.loads(stored), delivery)
+                return True, None
+            except (DeliveryError, smtplib.SMTPException, OSError) as exc:
+                return False, f"{type(exc).__name__}: {exc}"
         try:
             url, extra, body = channel.render(json.loads(stored), delivery)
         except DeliveryError as exc:
