@@ -100,3 +100,93 @@ def test_sigkill_during_ingestion_keeps_every_acknowledged_event(tmp_path: Path)
     assert expected <= set(stored), f"{len(expected - set(stored))} acknowledged events lost"
     # The per-minute aggregates were committed with the events: they count the same rows.
     assert counted is not None and counted[0] == len(stored)
+
+
+ALERT_SERVE = (
+    "import sys; from pathlib import Path;"
+    "from watchkeeper.server import ServerConfig, serve;"
+    "serve(ServerConfig(Path(sys.argv[1]), port=int(sys.argv[2]), config_file=Path(sys.argv[3]),"
+    " evaluate_interval=0.2, notify_interval=0.2))"
+)
+ALERT_CONFIG = """
+monitors:
+  - {{name: errors, model: m, metric: error_rate, window: 1m,
+      condition: {{type: static, op: above, threshold: 0.1}}}}
+notifications:
+  channels: [{{name: ops, type: webhook, url: "{url}"}}]
+  routes: [{{channels: [ops]}}]
+"""
+
+
+def test_sigkill_keeps_a_queued_notification_and_sends_it_once(tmp_path: Path) -> None:
+    """An alert fires while its webhook is down; the server is SIGKILLed with the notification
+    still in the outbox; after a restart (webhook back) it is delivered exactly once."""
+    from datetime import datetime, timedelta, timezone
+
+    from tests.test_notify import Receiver
+
+    key = KeyStore(tmp_path).create("admin")
+    config = tmp_path / "wk.yaml"
+    config.write_text(ALERT_CONFIG.format(url=f"http://127.0.0.1:{free_port()}/down"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ALERT_SERVE, str(tmp_path), str(port), str(config)]
+    )
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        wait_for(lambda: _ready(url), timeout=30)
+        # errors in the last closed minute (and the one before, so it is closed for sure)
+        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        events = [
+            {
+                "event_id": f"e{i}",
+                "timestamp": (now - timedelta(seconds=110 - i)).isoformat(),
+                "prediction": 1,
+                "status": "error" if i % 2 else "ok",
+            }
+            for i in range(100)
+        ]
+        r = httpx.post(
+            f"{url}/api/v1/models/m/predictions", json={"events": events}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+
+        def firing() -> bool:
+            got = httpx.get(f"{url}/api/v1/alerts", params={"status": "firing"}, headers=headers)
+            return bool(got.json()["alerts"])
+
+        wait_for(firing, timeout=60)  # the alert and its outbox row commit together
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    receiver = Receiver()
+    config.write_text(ALERT_CONFIG.format(url=receiver.url))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ALERT_SERVE, str(tmp_path), str(port), str(config)]
+    )
+    try:
+        wait_for(lambda: _ready(url), timeout=30)
+        wait_for(lambda: len(receiver.requests) >= 1, timeout=30)
+        threading.Event().wait(1.5)  # several more sender runs: nothing is sent twice
+        kinds = [_kind(body) for _, body in receiver.requests]
+        assert kinds == ["firing"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        receiver.close()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _kind(body: bytes) -> str:
+    import json
+
+    return str(json.loads(body)["kind"])
