@@ -514,3 +514,92 @@ def test_email_with_a_wrong_password_stays_queued(
         assert inbox.envelopes == []
     finally:
         handle.stop()
+
+
+def test_a_silence_holds_notifications_back_and_acknowledging_is_recorded(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    server = _start(tmp_path, receiver.url)
+    try:
+        with server.client() as c:
+            r = c.post(
+                "/api/v1/silences",
+                json={
+                    "monitor": "errors",
+                    "duration": "1h",
+                    "comment": "deploying",
+                    "created_by": "ana",
+                },
+            )
+            assert r.status_code == 201, r.text
+            silence = r.json()["id"]
+            active = c.get("/api/v1/silences", params={"active": "true"}).json()["silences"]
+            assert [s["id"] for s in active] == [silence] and active[0]["comment"] == "deploying"
+            bad = c.post("/api/v1/silences", json={"duration": "1h"})
+            assert bad.status_code == 422  # matches nothing: refused
+            bad = c.post("/api/v1/silences", json={"monitor": "errors", "duration": "soon"})
+            assert bad.status_code == 422 and "duration" in bad.text
+        _traffic(server)
+        _run_through(server, range(5))  # firing while silenced
+        assert _deliver(server, 5) == 0 and receiver.requests == []
+        with server.client() as c:
+            (alert,) = c.get("/api/v1/alerts", params={"monitor": "errors"}).json()["alerts"]
+            assert alert["status"] == "firing"  # recorded all the same
+            r = c.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "ana", "comment": "on it"})
+            assert r.status_code == 200, r.text
+            assert c.post("/api/v1/alerts/999/ack", json={}).status_code == 404
+            assert c.delete(f"/api/v1/silences/{silence}").status_code == 200
+            assert c.get("/api/v1/silences", params={"active": "true"}).json()["silences"] == []
+            (alert,) = c.get("/api/v1/alerts", params={"monitor": "errors"}).json()["alerts"]
+        assert alert["acknowledged"]["by"] == "ana" and alert["acknowledged"]["comment"] == "on it"
+        assert [t["kind"] for t in alert["transitions"]][-1] == "acknowledged"
+        _run_through(server, range(5, 12))  # the silence is over: the resolution is sent
+        assert _deliver(server) == 1
+    finally:
+        server.handle.stop()
+    assert [json.loads(b)["kind"] for _, b in receiver.requests] == ["resolved"]
+
+
+def test_silences_and_acks_need_the_admin_scope(tmp_path: Path, receiver: Receiver) -> None:
+    server = _start(tmp_path, receiver.url)
+    try:
+        read = KeyStore(tmp_path).create("read")
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {read}"}) as c:
+            r = c.post("/api/v1/silences", json={"monitor": "errors", "duration": "1h"})
+            assert r.status_code == 403
+            assert c.get("/api/v1/silences").status_code == 200
+    finally:
+        server.handle.stop()
+
+
+def test_silence_commands_talk_to_the_server(tmp_path: Path, receiver: Receiver) -> None:
+    from click.testing import CliRunner
+
+    from watchkeeper.cli.main import main
+
+    server = _start(tmp_path, receiver.url)
+    runner = CliRunner()
+    common = ["--url", server.url, "--key", server.key]
+    try:
+        r = runner.invoke(
+            main,
+            ["silence", "add", *common, "--monitor", "errors", "--label", "team=payments",
+             "--duration", "2h", "--comment", "maintenance"],
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        silence_id = int(r.output.split()[1])
+        r = runner.invoke(main, ["silence", "list", *common])
+        assert r.exit_code == 0 and "monitor=errors, team=payments" in r.output
+        assert "maintenance" in r.output
+        r = runner.invoke(main, ["silence", "expire", *common, str(silence_id)])
+        assert r.exit_code == 0 and "expired" in r.output
+        r = runner.invoke(main, ["silence", "list", *common])
+        assert str(silence_id) not in r.output
+        r = runner.invoke(main, ["silence", "expire", *common, "9999"])
+        assert r.exit_code == 1 and "404" in r.output
+        r = runner.invoke(main, ["silence", "add", *common, "--label", "nonsense"])
+        assert r.exit_code == 2 and "KEY=VALUE" in r.output
+        r = runner.invoke(main, ["silence", "list", "--url", "http://127.0.0.1:9", "--key", "k"])
+        assert r.exit_code == 1 and "cannot reach" in r.output
+    finally:
+        server.handle.stop()

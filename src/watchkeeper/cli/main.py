@@ -17,6 +17,7 @@ from watchkeeper.cli.checks import (
 from watchkeeper.cli.demo import demo
 from watchkeeper.cli.drift import drift_command
 from watchkeeper.cli.monitors import monitors
+from watchkeeper.cli.silence import silence
 
 SCOPES = ("ingest", "read", "admin")
 _DATA_DIR_HELP = "Directory holding the event store and API keys (created if missing)."
@@ -102,6 +103,7 @@ def keys_create(scope: str, data_dir: Path, name: str | None) -> None:
 
 main.add_command(demo)
 main.add_command(drift_command)
+main.add_command(silence)
 main.add_command(monitors)
 
 

@@ -277,6 +277,33 @@ class Store(Protocol):
         """Queued notifications whose next attempt is due."""
         ...
 
+    def add_silence(
+        self,
+        *,
+        model: str | None,
+        monitor: str | None,
+        severity: str | None,
+        labels: Mapping[str, str] | None,
+        starts_at: datetime,
+        ends_at: datetime,
+        created_by: str | None,
+        comment: str | None,
+    ) -> int:
+        """A silence over matching alerts' notifications; returns its id."""
+        ...
+
+    def expire_silence(self, silence_id: int) -> bool:
+        """End a silence now (False: no such silence)."""
+        ...
+
+    def list_silences(self, *, active_at: datetime | None = None) -> list[dict[str, Any]]:
+        """Silences, newest first (only those active at ``active_at`` when given)."""
+        ...
+
+    def acknowledge(self, alert_id: int, by: str | None, comment: str | None) -> bool:
+        """Acknowledge an alert (False: no such alert)."""
+        ...
+
     def notification_result(
         self, outbox_id: int, ok: bool, error: str | None, retry_at: datetime | None
     ) -> None:

@@ -32,6 +32,12 @@ CREATE SEQUENCE IF NOT EXISTS outbox_ids START 1;
 CREATE TABLE IF NOT EXISTS outbox (id BIGINT PRIMARY KEY, channel VARCHAR, alert_id BIGINT,
     kind VARCHAR, payload BLOB, created_at TIMESTAMP, attempts INTEGER,
     next_attempt_at TIMESTAMP, delivered_at TIMESTAMP, last_error VARCHAR, status VARCHAR);
+CREATE SEQUENCE IF NOT EXISTS silence_ids START 1;
+CREATE TABLE IF NOT EXISTS silences (id BIGINT PRIMARY KEY, model VARCHAR, monitor VARCHAR,
+    severity VARCHAR, labels VARCHAR, starts_at TIMESTAMP, ends_at TIMESTAMP,
+    created_by VARCHAR, comment VARCHAR, created_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS alert_acks (alert_id BIGINT PRIMARY KEY, acknowledged_at TIMESTAMP,
+    acknowledged_by VARCHAR, comment VARCHAR);
 CREATE TABLE IF NOT EXISTS alert_transitions (alert_id BIGINT, kind VARCHAR, window_start TIMESTAMP,
     recorded_at TIMESTAMP, severity VARCHAR, cause VARCHAR, value DOUBLE, samples BIGINT,
     context VARCHAR);
@@ -84,6 +90,8 @@ class Alerts:
                 alert_id = _apply_change(con, c, now)
                 if alert_id is None or outbox is None:
                     continue
+                if _muted(con, c, alert_id, now):
+                    continue  # recorded, not sent: silenced, or acknowledged (re-notify)
                 for channel, body in outbox(c, alert_id):
                     con.execute(
                         "INSERT INTO outbox VALUES (nextval('outbox_ids'), ?, ?, ?, ?, ?, 0, ?,"
@@ -92,6 +100,91 @@ class Alerts:
                     ).fetchall()
 
         self._submit(fn, 0)
+
+    def add_silence(
+        self,
+        *,
+        model: str | None,
+        monitor: str | None,
+        severity: str | None,
+        labels: Mapping[str, str] | None,
+        starts_at: datetime,
+        ends_at: datetime,
+        created_by: str | None,
+        comment: str | None,
+    ) -> int:
+        """A silence: notifications of matching alerts are not sent until it ends."""
+
+        def fn() -> int:
+            assert self._con is not None
+            row = first(
+                self._con.execute(
+                    "INSERT INTO silences VALUES (nextval('silence_ids'), ?, ?, ?, ?, ?, ?, ?, ?,"
+                    " ?) RETURNING id",
+                    [model, monitor, severity, json.dumps(dict(labels or {})),
+                     _naive(starts_at), _naive(ends_at), created_by, comment,
+                     datetime.now(timezone.utc).replace(tzinfo=None)],
+                ).fetchall()
+            )  # fmt: skip
+            return int(row[0])
+
+        return int(self._submit(fn, 0))
+
+    def expire_silence(self, silence_id: int) -> bool:
+        """End a silence now; False when there is no such silence."""
+
+        def fn() -> bool:
+            assert self._con is not None
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            rows = self._con.execute(
+                "UPDATE silences SET ends_at = least(ends_at, ?) WHERE id = ? RETURNING id",
+                [now, silence_id],
+            ).fetchall()
+            return bool(rows)
+
+        return bool(self._submit(fn, 0))
+
+    def list_silences(self, *, active_at: datetime | None = None) -> list[dict[str, Any]]:
+        where, params = "", []
+        if active_at is not None:
+            where = " WHERE starts_at <= ? AND ends_at > ?"
+            params = [_naive(active_at), _naive(active_at)]
+        cols = "id, model, monitor, severity, labels, starts_at, ends_at, created_by, comment"
+        out = []
+        for row in (
+            self._cursor()
+            .execute(f"SELECT {cols} FROM silences{where} ORDER BY id DESC", params)
+            .fetchall()
+        ):
+            d = dict(zip([c.strip() for c in cols.split(",")], row, strict=True))
+            d["labels"] = json.loads(d["labels"] or "{}")
+            for k in ("starts_at", "ends_at"):
+                d[k] = d[k].replace(tzinfo=timezone.utc)
+            out.append(d)
+        return out
+
+    def acknowledge(self, alert_id: int, by: str | None, comment: str | None) -> bool:
+        """Acknowledge an alert: its re-notifications stop. False when there is no alert."""
+
+        def fn() -> bool:
+            assert self._con is not None
+            con = self._con
+            if not con.execute("SELECT 1 FROM alerts WHERE id = ?", [alert_id]).fetchall():
+                return False
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            con.execute(
+                "INSERT OR REPLACE INTO alert_acks VALUES (?, ?, ?, ?)",
+                [alert_id, now, by, comment],
+            ).fetchall()
+            con.execute(
+                "INSERT INTO alert_transitions VALUES (?, 'acknowledged', ?, ?, NULL, ?, NULL,"
+                " NULL, '{}')",
+                [alert_id, now, now, f"acknowledged by {by or 'someone'}"
+                 + (f": {comment}" if comment else "")],
+            ).fetchall()  # fmt: skip
+            return True
+
+        return bool(self._submit(fn, 0))
 
     def due_notifications(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
         """Queued notifications whose next attempt is due (a first attempt always is), oldest
@@ -183,6 +276,18 @@ class Alerts:
         for row in rows:
             alert = dict(zip(names, row, strict=True))
             alert["window"] = alert.pop("window_size")
+            ack = first(
+                cur.execute(
+                    "SELECT acknowledged_at, acknowledged_by, comment FROM alert_acks"
+                    " WHERE alert_id = ?",
+                    [alert["id"]],
+                ).fetchall()
+            )
+            alert["acknowledged"] = (
+                None
+                if ack is None
+                else {"at": ack[0].replace(tzinfo=timezone.utc), "by": ack[1], "comment": ack[2]}
+            )
             alert["labels"] = json.loads(alert["labels"] or "{}")
             for key in ("started_at", "resolved_at", "updated_at"):
                 if alert[key] is not None:
@@ -207,6 +312,34 @@ class Alerts:
             ]
             out.append(alert)
         return out
+
+
+def _muted(
+    con: duckdb.DuckDBPyConnection, c: Mapping[str, Any], alert_id: int, now: datetime
+) -> bool:
+    """Whether a transition's notifications are held back: an active silence matches it, or
+    it re-notifies an alert someone acknowledged."""
+    if (
+        c["kind"] == "renotify"
+        and con.execute("SELECT 1 FROM alert_acks WHERE alert_id = ?", [alert_id]).fetchall()
+    ):
+        return True
+    severity = c.get("severity") or c.get("alert_severity")
+    labels = c.get("labels") or {}
+    for model, monitor, sev, silenced_labels in con.execute(
+        "SELECT model, monitor, severity, labels FROM silences WHERE starts_at <= ?"
+        " AND ends_at > ?",
+        [now, now],
+    ).fetchall():
+        wanted = json.loads(silenced_labels or "{}")
+        if (
+            (model is None or model == c["model"])
+            and (monitor is None or monitor == c["monitor"])
+            and (sev is None or sev == severity)
+            and all(labels.get(k) == v for k, v in wanted.items())
+        ):
+            return True
+    return False
 
 
 def _apply_change(
