@@ -72,10 +72,12 @@ notifications:
     )
 
 
-def _start(tmp_path: Path, url: str) -> Server:
+def _serve(tmp_path: Path, settings: str) -> Server:
+    """A server on ``tmp_path`` with these settings; the engine and the sender run only when
+    a test calls them (with its own clock)."""
     key = KeyStore(tmp_path).create("admin")
     config = tmp_path / "wk.yaml"
-    config.write_text(_config(url))
+    config.write_text(settings)
     handle = ServerHandle(
         ServerConfig(
             data_dir=tmp_path,
@@ -87,6 +89,10 @@ def _start(tmp_path: Path, url: str) -> Server:
     )
     handle.start()
     return Server(handle.url, tmp_path, handle, key)
+
+
+def _start(tmp_path: Path, url: str) -> Server:
+    return _serve(tmp_path, _config(url))
 
 
 @pytest.fixture
@@ -210,20 +216,8 @@ notifications:
 
 
 def _run_with(tmp_path: Path, channel: str) -> None:
-    key = KeyStore(tmp_path).create("admin")
-    config = tmp_path / "wk.yaml"
-    config.write_text(_routed(channel))
-    handle = ServerHandle(
-        ServerConfig(
-            data_dir=tmp_path,
-            port=free_port(),
-            config_file=config,
-            evaluate_interval=0,
-            notify_interval=0,
-        )
-    )
-    handle.start()
-    server = Server(handle.url, tmp_path, handle, key)
+    server = _serve(tmp_path, _routed(channel))
+    handle = server.handle
     try:
         _traffic(server)
         _run_through(server, range(12))
@@ -285,20 +279,8 @@ def test_a_missing_secret_is_an_error_the_outbox_keeps(
     tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("WK_SLACK_URL", raising=False)
-    key = KeyStore(tmp_path).create("admin")
-    config = tmp_path / "wk.yaml"
-    config.write_text(_routed("{name: out, type: slack, webhook_url_env: WK_SLACK_URL}"))
-    handle = ServerHandle(
-        ServerConfig(
-            data_dir=tmp_path,
-            port=free_port(),
-            config_file=config,
-            evaluate_interval=0,
-            notify_interval=0,
-        )
-    )
-    handle.start()
-    server = Server(handle.url, tmp_path, handle, key)
+    server = _serve(tmp_path, _routed("{name: out, type: slack, webhook_url_env: WK_SLACK_URL}"))
+    handle = server.handle
     try:
         _traffic(server)
         _run_through(server, range(5))
@@ -361,20 +343,8 @@ def _active(url: str) -> list[dict[str, Any]]:
 def test_alertmanager_receives_the_alert_and_its_resolution(
     tmp_path: Path, alertmanager: str
 ) -> None:
-    key = KeyStore(tmp_path).create("admin")
-    config = tmp_path / "wk.yaml"
-    config.write_text(_routed(f'{{name: out, type: alertmanager, url: "{alertmanager}"}}'))
-    handle = ServerHandle(
-        ServerConfig(
-            data_dir=tmp_path,
-            port=free_port(),
-            config_file=config,
-            evaluate_interval=0,
-            notify_interval=0,
-        )
-    )
-    handle.start()
-    server = Server(handle.url, tmp_path, handle, key)
+    server = _serve(tmp_path, _routed(f'{{name: out, type: alertmanager, url: "{alertmanager}"}}'))
+    handle = server.handle
     try:
         _traffic(server)
         _run_through(server, range(5))
@@ -492,20 +462,8 @@ def test_email_with_a_wrong_password_stays_queued(
     port, ca, inbox = smtp
     monkeypatch.setenv("WK_SMTP_USER", "wk")
     monkeypatch.setenv("WK_SMTP_PASSWORD", "wrong")
-    key = KeyStore(tmp_path).create("admin")
-    config = tmp_path / "wk.yaml"
-    config.write_text(_routed(_email_channel(port, ca)))
-    handle = ServerHandle(
-        ServerConfig(
-            data_dir=tmp_path,
-            port=free_port(),
-            config_file=config,
-            evaluate_interval=0,
-            notify_interval=0,
-        )
-    )
-    handle.start()
-    server = Server(handle.url, tmp_path, handle, key)
+    server = _serve(tmp_path, _routed(_email_channel(port, ca)))
+    handle = server.handle
     try:
         _traffic(server)
         _run_through(server, range(5))
