@@ -213,3 +213,48 @@ def test_the_scheduler_runs_the_engine_on_its_own(tmp_path: Path) -> None:
         assert scheduler.runs >= 3
     finally:
         handle.stop()
+
+
+def test_sighup_reloads_the_monitors_and_keeps_them_on_a_bad_file(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import wait_for
+
+    key = KeyStore(tmp_path).create("admin")
+    config = tmp_path / "wk.yaml"
+    one = "monitors:\n  - {name: a, model: m, metric: count, window: 1m, condition: {type: static, op: above, threshold: 1}}\n"
+    two = (
+        one
+        + "  - {name: b, model: m, metric: error_rate, window: 5m, condition: {type: static, op: above, threshold: 0.1}}\n"
+    )
+    config.write_text(one)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watchkeeper.cli.main", "serve", "--data-dir", str(tmp_path),
+         "--port", str(port), "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def names() -> list[str] | None:
+        try:
+            r = httpx.get(f"{url}/api/v1/monitors", headers={"Authorization": f"Bearer {key}"})
+            return [m["name"] for m in r.json()["monitors"]]
+        except httpx.HTTPError:
+            return None
+
+    try:
+        assert wait_for(names, timeout=30) == ["a"]
+        config.write_text(two)
+        os.kill(proc.pid, signal.SIGHUP)
+        wait_for(lambda: names() == ["a", "b"], timeout=15)
+        config.write_text(two.replace("threshold: 0.1", "threshold: lots"))
+        os.kill(proc.pid, signal.SIGHUP)
+        threading.Event().wait(1.0)
+        assert proc.poll() is None and names() == ["a", "b"]  # refused: the old ones stay
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

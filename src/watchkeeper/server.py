@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -126,7 +127,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         dashboard_url=f"http://{config.host}:{config.port}/",
     )
     notifier = Notifier(store, notify, config.notify_interval)
-    app = build_api(store, keys, drift, monitors)
+    monitors_view = list(monitors)  # the API's list; a reload replaces its contents
+    app = build_api(store, keys, drift, monitors_view)
     scheduler = Scheduler(engine, config.evaluate_interval)
 
     @asynccontextmanager
@@ -153,7 +155,26 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.alert_engine = engine
     app.state.scheduler = scheduler
     app.state.notifier = notifier
+    app.state.monitors = monitors_view
     return app
+
+
+def reload_config(app: FastAPI, config: ServerConfig) -> str:
+    """Re-read the settings file's ``monitors:`` and ``notifications:`` (on SIGHUP). An
+    invalid file changes nothing; returns what happened, in words."""
+    try:
+        monitors = load_monitor_definitions(config.config_file) + list(config.monitors or [])
+        notify = load_notifications(config.config_file)
+    except ConfigError as exc:
+        log.error("reload refused, the running monitors stay: %s", exc)
+        return f"reload refused: {exc}"
+    engine: AlertEngine = app.state.alert_engine
+    engine.replace(monitors, notify)
+    app.state.notifier.config = notify
+    app.state.monitors[:] = monitors
+    message = f"reloaded {len(monitors)} monitor(s) and {len(notify.channels)} channel(s)"
+    log.warning(message)
+    return message
 
 
 class Scheduler:
@@ -169,7 +190,7 @@ class Scheduler:
         self.last_run_seconds = 0.0
 
     def start(self) -> None:
-        if not self.engine.monitors or self.interval <= 0:
+        if self.interval <= 0:
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="wk-alerts", daemon=True)
@@ -208,8 +229,12 @@ def _uvicorn(config: ServerConfig, app: FastAPI) -> uvicorn.Server:
 
 
 def serve(config: ServerConfig) -> None:
-    """Run the server in the foreground until SIGINT or SIGTERM."""
-    _uvicorn(config, create_app(config)).run()
+    """Run the server in the foreground until SIGINT or SIGTERM; SIGHUP re-reads the
+    monitors and notifications of the settings file."""
+    app = create_app(config)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: reload_config(app, config))
+    _uvicorn(config, app).run()
 
 
 class ServerHandle:

@@ -96,6 +96,13 @@ class AlertEngine:
         self._history_from_store: set[str] = set()  # dynamic monitors whose history is loaded
         self._loaded = False
 
+    def replace(self, monitors: list[Monitor], notify: NotifyConfig | None) -> None:
+        """New definitions (a reload): series states stay, learned histories are re-read."""
+        self.monitors = [m for m in monitors if m.enabled]
+        self.notify = notify
+        self._history = {}
+        self._history_from_store = set()
+
     def policy(self, m: Monitor) -> Policy:
         return Policy(
             fire_after=m.fire_after,

@@ -445,7 +445,7 @@ class Notifier:
         self.failures = 0
 
     def start(self) -> None:
-        if not self.config.channels or self.interval <= 0:
+        if self.interval <= 0:
             return
         self._thread = threading.Thread(target=self._loop, name="wk-notify", daemon=True)
         self._thread.start()
