@@ -15,8 +15,8 @@ from watchkeeper.drift.profile import LABEL, PSEUDO, Counts, Layout
 from watchkeeper.drift.quality import feature_quality
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import (
-    DriftConfigError,
     FeatureDrift,
+    check_method,
     compare,
     judge,
     sort_results,
@@ -29,15 +29,6 @@ MULTIVARIATE_ROWS = 5000
 
 def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def check_method(method: str | None) -> None:
-    if method is None:
-        return
-    from watchkeeper.drift.stats import METHODS
-
-    if method not in METHODS:
-        raise DriftConfigError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
 
 
 def drift_report(

@@ -129,7 +129,7 @@ def drift_command(
 
     from watchkeeper.drift.offline import OfflineInputError, compare_files
     from watchkeeper.drift.settings import DriftSettings
-    from watchkeeper.drift.stats import METHODS, DriftConfigError
+    from watchkeeper.drift.stats import DriftConfigError, check_method
 
     settings = DriftSettings()
     if config_file is not None:
@@ -143,8 +143,10 @@ def drift_command(
         settings = replace(settings, alpha=alpha)
     global_method, per_feature = _methods(method_specs)
     for m in [global_method, *per_feature.values()]:
-        if m is not None and m not in METHODS:
-            _fail(f"unknown method {m!r}; use one of {', '.join(METHODS)}")
+        try:
+            check_method(m)
+        except DriftConfigError as exc:
+            _fail(str(exc))
     wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     try:
         result = compare_files(

@@ -86,6 +86,12 @@ class DriftConfigError(ValueError):
     """A method or threshold that cannot be used for a feature."""
 
 
+def check_method(method: str | None) -> None:
+    """A method name users gave (request, CLI): known, or DriftConfigError naming the choice."""
+    if method is not None and method not in METHODS:
+        raise DriftConfigError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+
+
 @dataclass(frozen=True)
 class MethodChoice:
     method: str
