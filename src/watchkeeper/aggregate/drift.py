@@ -218,9 +218,10 @@ def drift_timeline(
     windows = _windows(start, end, window_seconds)
     index = {w: i for i, w in enumerate(windows)}
     rows: dict[str, dict[str, Any]] = {}
+    choices = {n: settings.choice(model, n, layouts[n].kind, method) for n in wanted}
     for name in wanted:
         lay = layouts[name]
-        choice = settings.choice(model, name, lay.kind, method)
+        choice = choices[name]
         rows[name] = {
             "feature": name,
             "kind": lay.kind,
@@ -248,7 +249,7 @@ def drift_timeline(
                 lay,
                 r,
                 c,
-                settings.choice(model, name, lay.kind, method),
+                choices[name],
                 min_samples=settings.min_samples,
                 histogram=False,
             )
@@ -306,8 +307,9 @@ def data_quality(
     history = store.feature_history(model)
     windows = _windows(start, end, window_seconds) if window_seconds else [int(start.timestamp())]
     out_windows = []
+    by_window = {b: v for (b, _), v in counts.items()}
     for w in windows:
-        per_feature = next((v for (b, _), v in counts.items() if b == w), {})
+        per_feature = by_window.get(w, {})
         w_start = datetime.fromtimestamp(w, tz=timezone.utc)
         w_end = w_start + timedelta(seconds=window_seconds) if window_seconds else end
         feats = {}
