@@ -279,6 +279,95 @@ def drift_timeline(
     }
 
 
+MOVERS = 5  # features and segment values named in a drift alert
+MOVER_SEGMENTS = 4  # segment names searched for the values that moved most
+
+
+def _ratio(row: Mapping[str, Any]) -> float:
+    """How far past its drift threshold a result is (statistic ÷ threshold; 0 when unknown)."""
+    stat, threshold = row.get("statistic"), row.get("threshold")
+    if stat is None or not threshold:
+        return 0.0
+    return float(stat) / float(threshold)
+
+
+def _mover(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "feature": row["feature"],
+        "method": row["method"],
+        "statistic": row["statistic"],
+        "threshold": row["threshold"],
+        "severity": row["severity"],
+        **({"segment": row["segment"]} if row.get("segment") else {}),
+    }
+
+
+def drift_movers(
+    store: Store,
+    model: str,
+    start: datetime,
+    end: datetime,
+    *,
+    version: str | None = None,
+    segment: tuple[str, str] | None = None,
+    feature: str | None = None,
+    settings: DriftSettings | None = None,
+    top: int = MOVERS,
+) -> dict[str, Any]:
+    """What moved most in [start, end): the context a drift alert carries.
+
+    ``features``: the features furthest past their drift threshold (statistic ÷ threshold),
+    drifted ones first; ``segments``: for each of the model's segment names (at most
+    :data:`MOVER_SEGMENTS`, other than the monitor's own), the segment values in which those
+    features (or ``feature`` alone, for a ``drift:<feature>`` monitor) moved most, each with
+    the feature and statistic. Features without a reference are left out.
+    """
+    report = drift_report(
+        store,
+        model,
+        start,
+        end,
+        version=version,
+        segment=segment,
+        features=[feature] if feature else None,
+        multivariate=False,
+        settings=settings,
+    )
+    rows = [r for r in report["features"] if r["statistic"] is not None]
+    rows.sort(key=lambda r: (not r["drifted"], -_ratio(r), r["feature"]))
+    features = [_mover(r) for r in rows[:top]]
+    focus = [f["feature"] for f in features if f["severity"] != "ok"][:3] or [
+        f["feature"] for f in features[:1]
+    ]
+    segments: list[dict[str, Any]] = []
+    names = [n for n in store.get_model(model).segments if not segment or n != segment[0]]
+    for name in names[:MOVER_SEGMENTS] if focus else []:
+        by = drift_report(
+            store,
+            model,
+            start,
+            end,
+            version=version,
+            segment=segment,
+            by=name,
+            features=focus,
+            multivariate=False,
+            settings=settings,
+        )
+        segments += [r for r in by["features"] if r["statistic"] is not None]
+    segments.sort(key=lambda r: (not r["drifted"], -_ratio(r), r["segment"], r["feature"]))
+    seen: set[str] = set()
+    moved: list[dict[str, Any]] = []
+    for r in segments:  # one entry per segment value: its feature that moved most
+        if r["segment"] in seen:
+            continue
+        seen.add(r["segment"])
+        moved.append(_mover(r))
+        if len(moved) == top:
+            break
+    return {"features": features, "segments": moved}
+
+
 def data_quality(
     store: Store,
     model: str,

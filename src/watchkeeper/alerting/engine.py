@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from watchkeeper.aggregate.drift import drift_movers
 from watchkeeper.aggregate.monitor_series import Point, monitor_series
 from watchkeeper.alerting.notify import NotifyConfig, encode, payload
 from watchkeeper.drift.settings import DriftSettings
@@ -44,6 +45,7 @@ log = logging.getLogger("watchkeeper.alerts")
 
 SETTLE = timedelta(seconds=15)
 MAX_CATCH_UP = 60  # windows evaluated per series and run, at most
+MOVER_KINDS = ("pending", "firing", "escalated", "renotify")  # drift alerts say what moved
 
 
 def series_id(monitor: str, segment_value: str | None) -> str:
@@ -177,6 +179,9 @@ class AlertEngine:
                             f"the breaches left the last {m.of_last} windows before it fired",
                         )
                     ]
+                movers = None
+                if transitions and any(t.kind in MOVER_KINDS for t in transitions):
+                    movers = self._movers(m, segment_value, p.window_start, w)
                 for t in transitions:
                     result.changes.append(
                         AlertChange(
@@ -186,7 +191,9 @@ class AlertEngine:
                             t,
                             p.value,
                             p.samples,
-                            context,
+                            {**context, "moved_most": movers}
+                            if movers and t.kind in MOVER_KINDS
+                            else context,
                             state.since or before.since,
                             t.severity or before.severity,
                         )
@@ -200,6 +207,30 @@ class AlertEngine:
             result.states[sid] = (m.name, segment_value, state)
         if dynamic:
             self._mark_history_loaded(m)
+
+    def _movers(
+        self, m: Monitor, segment_value: str | None, start: datetime, w: timedelta
+    ) -> dict[str, Any] | None:
+        """For a drift monitor's alert: the features and segment values that moved most."""
+        ref = m.metric_ref
+        if ref.family != "drift":
+            return None
+        name = m.segment_name
+        value = segment_value if m.each_segment_value else m.segment_value
+        try:
+            return drift_movers(
+                self.store,
+                m.model,
+                start,
+                start + w,
+                version=m.version,
+                segment=(name, value) if name is not None and value is not None else None,
+                feature=ref.feature,
+                settings=self.drift,
+            )
+        except Exception:  # context is a courtesy: the alert goes out without it
+            log.exception("finding what moved most for monitor %s failed", m.name)
+            return None
 
     def _outbox(self, record: Mapping[str, Any], alert_id: int) -> list[tuple[str, bytes]]:
         """The notifications one transition sends: (channel, JSON body) per routed channel."""

@@ -51,6 +51,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from watchkeeper.monitors.definitions import MONITOR_WINDOWS
+
 log = logging.getLogger("watchkeeper.notify")
 
 NOTIFY_KINDS = ("firing", "escalated", "deescalated", "resolved", "renotify", "no_data")
@@ -129,7 +131,7 @@ class SlackChannel(_Channel):
             ("Value", _show(msg["value"])),
             ("Condition", _condition(msg["condition"])),
             ("Window", f"{msg['window']} from {msg['window_start']}"),
-            ("Breaching since", msg["breaching_since"] or "—"),
+            ("Breaching since", _since(msg)),
         ]
         if msg["segment"]:
             fields.append(("Segment", msg["segment"]))
@@ -141,6 +143,14 @@ class SlackChannel(_Channel):
             },
             {"type": "section", "text": {"type": "mrkdwn", "text": str(msg["cause"] or "")}},
         ]
+        moved = moved_most(msg)
+        if moved:
+            blocks.append(
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": f"*Moved most*\n{moved}"[:3000]},
+                }
+            )
         if msg["dashboard_url"]:
             blocks.append(
                 {
@@ -190,8 +200,16 @@ class PagerDutyChannel(_Channel):
                     "group": msg["segment"] or msg["model"],
                     "class": msg["metric"],
                     "custom_details": {
-                        k: msg[k]
-                        for k in ("cause", "window", "breaching_since", "labels", "condition")
+                        k: msg.get(k)
+                        for k in (
+                            "cause",
+                            "window",
+                            "breaching_since",
+                            "breaching_for",
+                            "labels",
+                            "condition",
+                            "moved_most",
+                        )
                     },
                 },
             }
@@ -226,6 +244,7 @@ class AlertmanagerChannel(_Channel):
                 "summary": f"{msg['metric']} of {msg['model']} is {_show(msg['value'])}",
                 "description": str(msg["cause"] or ""),
                 "condition": _condition(msg["condition"]),
+                **({"moved_most": moved} if (moved := moved_most(msg)) else {}),
             },
             "startsAt": msg["breaching_since"] or msg["window_start"],
         }
@@ -266,9 +285,12 @@ class EmailChannel(_Channel):
             ("Value", _show(msg["value"])),
             ("Condition", _condition(msg["condition"])),
             ("Window", f"{msg['window']} from {msg['window_start']}"),
-            ("Breaching since", str(msg["breaching_since"] or "—")),
+            ("Breaching since", _since(msg)),
             ("Cause", str(msg["cause"] or "")),
         ]
+        moved = moved_most(msg)
+        if moved:
+            rows.append(("Moved most", moved))
         text = "\n".join(f"{k}: {v}" for k, v in rows)
         if msg["dashboard_url"]:
             text += f"\n\n{msg['dashboard_url']}"
@@ -310,6 +332,13 @@ Channel = Annotated[
     WebhookChannel | SlackChannel | PagerDutyChannel | AlertmanagerChannel | EmailChannel,
     Field(discriminator="type"),
 ]
+
+
+def _since(msg: Mapping[str, Any]) -> str:
+    since = msg.get("breaching_since")
+    if not since:
+        return "—"
+    return f"{since} (for {msg['breaching_for']})" if msg.get("breaching_for") else str(since)
 
 
 def _show(value: Any) -> str:
@@ -418,9 +447,58 @@ def payload(change: Mapping[str, Any], alert_id: int, dashboard: str | None) -> 
         "condition": change.get("context"),
         "cause": change.get("cause"),
         "breaching_since": _iso(since),
+        "breaching_for": _breaching_for(since, at, change.get("window")),
+        "moved_most": (change.get("context") or {}).get("moved_most"),
         "labels": change.get("labels") or {},
         "dashboard_url": link,
     }
+
+
+def _breaching_for(since: Any, at: Any, window: Any) -> str | None:
+    """From the first breaching window's start to the end of this one, in words (``25m``)."""
+    start, last = _as_datetime(since), _as_datetime(at)
+    if start is None or last is None or window not in MONITOR_WINDOWS:
+        return None
+    seconds = int((last - start).total_seconds()) + MONITOR_WINDOWS[window]
+    if seconds <= 0:
+        return None
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+    ]
+    return " ".join(p for p in parts if p) or f"{seconds}s"
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
+
+
+def moved_most(msg: Mapping[str, Any]) -> str | None:
+    """A drift alert's "what moved most", in one line for people (None for other alerts)."""
+    movers = msg.get("moved_most")
+    if not isinstance(movers, Mapping):
+        return None
+
+    def one(r: Mapping[str, Any], where: bool) -> str:
+        stat = f"{r['method']} {_show(r['statistic'])}"
+        if r.get("threshold"):
+            stat += f" vs {r['threshold']:g}"
+        return (f"{r['segment']}: {r['feature']}" if where else str(r["feature"])) + f" ({stat})"
+
+    out = []
+    if movers.get("features"):
+        out.append("features: " + ", ".join(one(r, False) for r in movers["features"]))
+    if movers.get("segments"):
+        out.append("segments: " + ", ".join(one(r, True) for r in movers["segments"]))
+    return "; ".join(out) or None
 
 
 def sign(secret: bytes, body: bytes) -> str:
