@@ -1,5 +1,5 @@
-"""Alert and monitor routes: current and past alerts with their transitions, and the monitors
-with the state of each of their series."""
+"""Alert routes: current and past alerts with their transitions, acknowledgements and
+silences (the monitors' routes are in :mod:`watchkeeper.api.monitors`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from watchkeeper.api.errors import APIError
 from watchkeeper.api.models import _utc, bad_param
 from watchkeeper.api.schemas import ERRORS
-from watchkeeper.monitors.definitions import Monitor, parse_duration
-from watchkeeper.monitors.files import monitor_to_dict
+from watchkeeper.monitors.definitions import parse_duration
 from watchkeeper.store.base import Store
 from watchkeeper.store.keys import KeyStore
 
@@ -44,7 +43,7 @@ class SilenceBody(BaseModel):
     comment: str | None = Field(None, max_length=2000)
 
 
-def alerts_router(store: Store, keys: KeyStore, monitors: list[Monitor]) -> APIRouter:
+def alerts_router(store: Store, keys: KeyStore) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["alerts"])
     can_read = Depends(require(keys, "read"))
 
@@ -123,35 +122,5 @@ def alerts_router(store: Store, keys: KeyStore, monitors: list[Monitor]) -> APIR
         if not await run_in_threadpool(store.expire_silence, silence_id):
             raise APIError(404, "not_found", f"no silence {silence_id}")
         return {"id": silence_id, "expired": True}
-
-    @router.get("/monitors", dependencies=[can_read], responses=ERRORS)
-    async def list_monitors() -> dict[str, Any]:
-        """The monitors of the settings file, each with the state of its series."""
-        states = await run_in_threadpool(store.alert_states)
-        out = []
-        for m in monitors:
-            series = {
-                key: state
-                for key, state in states.items()
-                if key == m.name or key.startswith(m.name + "|")
-            }
-            out.append(
-                {
-                    **monitor_to_dict(m),
-                    "enabled": m.enabled,
-                    "series": [
-                        {
-                            "series": key,
-                            "segment_value": key.partition("|")[2] or None,
-                            "status": state.get("status"),
-                            "severity": state.get("severity"),
-                            "since": state.get("since"),
-                            "last_window": state.get("last_window"),
-                        }
-                        for key, state in sorted(series.items())
-                    ],
-                }
-            )
-        return {"monitors": out}
 
     return router

@@ -8,10 +8,11 @@ import click
 
 from watchkeeper.monitors.definitions import DynamicCondition, Monitor, MultiLevelCondition
 from watchkeeper.monitors.files import (
+    DefaultSet,
     MonitorConfigError,
     default_monitors,
     dump_monitors,
-    load_monitors,
+    load_monitor_settings,
 )
 
 EXIT_BAD_INPUT = 2  # as `watchkeeper drift`: click's usage errors exit 2 too
@@ -49,6 +50,15 @@ def _table(monitors: list[Monitor]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _default_set(s: DefaultSet) -> str:
+    task = f"task {s.task}" if s.task else "the model's task"
+    if s.features is None:
+        features = "its features"
+    else:
+        features = f"features {', '.join(s.features)}" if s.features else "no features"
+    return f"default set of {s.model}: {task}, {features}"
+
+
 @click.group("monitors")
 def monitors() -> None:
     """Monitors as code: validate a file, propose a default set."""
@@ -59,12 +69,13 @@ def monitors() -> None:
 def check(file: Path) -> None:
     """Validate the monitors of FILE (its `monitors:` list) without a server.
 
-    Exits 0 and prints a table when every monitor is valid; exits 2 and prints every
-    problem as FILE:LINE: field: reason otherwise. Other sections (store:, drift:) are
-    left to `watchkeeper serve`.
+    Exits 0 and prints a table when every monitor is valid (then a line per `- defaults:
+    MODEL` item, which the server resolves); exits 2 and prints every problem as
+    FILE:LINE: field: reason otherwise. Other sections (store:, drift:) are left to
+    `watchkeeper serve`.
     """
     try:
-        found = load_monitors(file)
+        found, sets = load_monitor_settings(file)
     except MonitorConfigError as exc:
         for line in exc.lines():
             click.echo(line, err=True)
@@ -72,7 +83,12 @@ def check(file: Path) -> None:
         raise SystemExit(EXIT_BAD_INPUT) from None
     if found:
         click.echo(_table(found))
-    click.echo(f"{len(found)} monitor{'' if len(found) == 1 else 's'} OK")
+    for s in sets:
+        click.echo(f"+ {_default_set(s)}")
+    summary = f"{len(found)} monitor{'' if len(found) == 1 else 's'}"
+    if sets:
+        summary += f" and {len(sets)} default set{'' if len(sets) == 1 else 's'}"
+    click.echo(f"{summary} OK")
 
 
 @monitors.command("defaults")

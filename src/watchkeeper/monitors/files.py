@@ -1,6 +1,11 @@
 """Monitor files: reading the ``monitors:`` section of a settings file with errors that point
 at the YAML line and field, and writing monitors back (``monitors defaults``).
 
+Besides monitors, the list may hold default sets, one line each: ``- defaults: fraud-scorer``
+(optionally with ``task:`` and ``features:``) switches on :func:`default_monitors` for that
+model (:class:`DefaultSet`; the server resolves it, see
+:mod:`watchkeeper.monitors.registry`).
+
 The models themselves are in :mod:`watchkeeper.monitors.definitions`.
 """
 
@@ -10,10 +15,10 @@ import difflib
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from watchkeeper.monitors.definitions import (
     CONDITION_TYPES,
@@ -21,6 +26,40 @@ from watchkeeper.monitors.definitions import (
     Monitor,
     MonitorFile,
 )
+
+# --------------------------------------------------------------------------- default sets
+
+
+class DefaultSet(BaseModel):
+    """A ``- defaults: MODEL`` item of ``monitors:``: :func:`default_monitors` for one model.
+
+    ``task`` and ``features`` left out come from what the server knows of the model (its
+    task, its feature names) when it resolves the set; a model not seen yet gets its set when
+    its first events arrive.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: str = Field(min_length=1, description="the model")
+    task: Literal["classification", "regression", "llm"] | None = None
+    features: list[str] | None = None
+
+    @property
+    def model(self) -> str:
+        """The model whose default set this is."""
+        return self.defaults
+
+
+class MonitorSettings(NamedTuple):
+    """A ``monitors:`` section: its monitors and its default sets."""
+
+    monitors: list[Monitor]
+    default_sets: list[DefaultSet]
+
+
+def _is_default_set(item: Any) -> bool:
+    return isinstance(item, dict) and "defaults" in item
+
 
 # --------------------------------------------------------------------------- errors
 
@@ -114,6 +153,8 @@ def _known_fields(data: Any, loc: tuple[int | str, ...]) -> list[str]:
         model = CONDITIONS.get(kind) if isinstance(kind, str) else None
         return list(model.model_fields) if model else []
     if len(loc) == 2 and loc[0] == "monitors":
+        if _is_default_set(_at(data, loc)):
+            return list(DefaultSet.model_fields)
         return list(Monitor.model_fields)
     return []
 
@@ -207,6 +248,36 @@ def _duplicate_names(data: Any, root: yaml.Node | None) -> list[Problem]:
     return problems
 
 
+def _duplicate_sets(data: Any, root: yaml.Node | None) -> list[Problem]:
+    monitors = data.get("monitors") if isinstance(data, dict) else None
+    if not isinstance(monitors, list):
+        return []
+    first: dict[str, int | None] = {}
+    problems = []
+    for i, item in enumerate(monitors):
+        model = item.get("defaults") if _is_default_set(item) else None
+        if not isinstance(model, str):
+            continue
+        loc = ("monitors", i, "defaults")
+        line = _line(root, loc)
+        if model in first:
+            at = f"line {first[model]}" if first[model] is not None else "an earlier item"
+            problems.append(
+                Problem(line, _path(loc), f"the default set of {model!r} is given twice ({at})")
+            )
+        else:
+            first[model] = line
+    return problems
+
+
+def _reindexed(err: Any, index: Sequence[int]) -> Any:
+    """An error of the monitors-only list with the item's index in the whole list."""
+    loc = tuple(err["loc"])
+    if len(loc) > 1 and loc[0] == "monitors" and isinstance(loc[1], int):
+        return {**err, "loc": ("monitors", index[loc[1]], *loc[2:])}
+    return err
+
+
 def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.line is None, p.line or 0))
 
@@ -221,7 +292,20 @@ def validate_monitors(
     root: yaml.Node | None = None,
     problems: Sequence[Problem] = (),
 ) -> list[Monitor]:
-    """Validate a loaded settings document (a mapping with a ``monitors:`` list).
+    """The monitors of a loaded settings document (its ``- defaults:`` items are validated
+    too, and left out: :func:`validate_monitor_settings` returns them)."""
+    return validate_monitor_settings(data, source=source, root=root, problems=problems).monitors
+
+
+def validate_monitor_settings(
+    data: Any,
+    *,
+    source: str = "<string>",
+    root: yaml.Node | None = None,
+    problems: Sequence[Problem] = (),
+) -> MonitorSettings:
+    """Validate a loaded settings document (a mapping with a ``monitors:`` list of monitors
+    and ``- defaults: MODEL`` items).
 
     ``root``, the document's YAML node (:func:`yaml.compose`), gives problems their lines;
     ``problems`` found earlier (duplicate keys) are reported with the others. Raises
@@ -236,12 +320,30 @@ def validate_monitors(
             source,
         )
     problems = list(problems)
+    items, plain = data.get("monitors"), data
+    sets: list[DefaultSet] = []
+    index: list[int] = []
+    if isinstance(items, list):  # default sets apart; the monitors keep their own indexes
+        index = [i for i, item in enumerate(items) if not _is_default_set(item)]
+        plain = {**data, "monitors": [items[i] for i in index]}
+        for i, item in enumerate(items):
+            if not _is_default_set(item):
+                continue
+            try:
+                sets.append(DefaultSet.model_validate(item))
+            except ValidationError as exc:
+                problems += [
+                    _problem({**err, "loc": ("monitors", i, *err["loc"])}, data, root)
+                    for err in exc.errors(include_url=False)
+                ]
     monitors: list[Monitor] = []
     try:
-        monitors = MonitorFile.model_validate(data).monitors
+        monitors = MonitorFile.model_validate(plain).monitors
     except ValidationError as exc:
-        problems += [_problem(err, data, root) for err in exc.errors(include_url=False)]
-    problems += _duplicate_names(data, root)
+        problems += [
+            _problem(_reindexed(err, index), data, root) for err in exc.errors(include_url=False)
+        ]
+    problems += _duplicate_names(data, root) + _duplicate_sets(data, root)
     if problems:
         n = len(problems)
         raise MonitorConfigError(
@@ -249,16 +351,47 @@ def validate_monitors(
             _sorted(problems),
             source,
         )
-    return monitors
+    return MonitorSettings(monitors, sets)
+
+
+def validate_monitor(data: Any, source: str = "<request>") -> Monitor:
+    """One monitor definition (an API request's body); each problem's path is relative to
+    the monitor (``condition.threshold: Input should be a valid number``)."""
+    problems: list[Problem] = []
+    if not isinstance(data, dict):
+        problems.append(Problem(None, "", "expected an object: a monitor definition"))
+    elif _is_default_set(data):
+        problems.append(
+            Problem(None, "defaults", "a default set is not a monitor: POST it to"
+                    " /api/v1/models/{model}/monitors/defaults")
+        )  # fmt: skip
+    else:
+        try:
+            return Monitor.model_validate(data)
+        except ValidationError as exc:
+            wrapped = {"monitors": [data]}
+            for err in exc.errors(include_url=False):
+                p = _problem({**err, "loc": ("monitors", 0, *err["loc"])}, wrapped, None)
+                path = p.path.removeprefix("monitors[0]").removeprefix(".")
+                problems.append(p._replace(path=path))
+    n = len(problems)
+    raise MonitorConfigError(
+        f"{n} problem{'s' if n > 1 else ''} in the monitor definition", problems, source
+    )
 
 
 def loads_monitors(text: str, source: str = "<string>") -> list[Monitor]:
     """The monitors of a YAML document (see :func:`load_monitors`)."""
+    return loads_monitor_settings(text, source).monitors
+
+
+def loads_monitor_settings(text: str, source: str = "<string>") -> MonitorSettings:
+    """The monitors and default sets of a YAML document (see :func:`load_monitor_settings`)."""
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
         if root is None:
-            return []
+            return MonitorSettings([], [])
         duplicates = _duplicate_keys(root)  # before construction flattens merge keys (<<)
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
@@ -274,11 +407,17 @@ def loads_monitors(text: str, source: str = "<string>") -> list[Monitor]:
         ) from None
     finally:
         loader.dispose()
-    return validate_monitors(data, source=source, root=root, problems=duplicates)
+    return validate_monitor_settings(data, source=source, root=root, problems=duplicates)
 
 
 def load_monitors(path: str | Path) -> list[Monitor]:
-    """The monitors of a settings file's top-level ``monitors:`` list.
+    """The monitors of a settings file's top-level ``monitors:`` list (its ``- defaults:``
+    items are checked and left out; see :func:`load_monitor_settings`)."""
+    return load_monitor_settings(path).monitors
+
+
+def load_monitor_settings(path: str | Path) -> MonitorSettings:
+    """The monitors and default sets of a settings file's top-level ``monitors:`` list.
 
     Other top-level sections (``store:``, ``drift:``, ...) are ignored; a file without
     ``monitors:`` holds none. Raises :class:`MonitorConfigError` with every problem, each
@@ -292,7 +431,7 @@ def load_monitors(path: str | Path) -> list[Monitor]:
         raise MonitorConfigError(
             "cannot read the file", [Problem(None, "", f"cannot read: {reason}")], str(path)
         ) from None
-    return loads_monitors(text, str(path))
+    return loads_monitor_settings(text, str(path))
 
 
 # --------------------------------------------------------------------------- writing
