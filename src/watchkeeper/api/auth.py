@@ -31,8 +31,11 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def require(keys: KeyStore, scope: str) -> Callable[[Request], KeyInfo]:
-    """A FastAPI dependency admitting keys that carry ``scope`` (or admin)."""
+def require(keys: KeyStore, scope: str, *also: str) -> Callable[[Request], KeyInfo]:
+    """A FastAPI dependency admitting keys that carry ``scope`` or one of ``also`` (or
+    admin). ``also`` is for the few reads a serving process makes with its ingest key."""
+    scopes = (scope, *also)
+    wanted = " or ".join(f"'{s}'" for s in scopes)
 
     def dependency(request: Request) -> KeyInfo:
         raw = presented_key(request)
@@ -51,11 +54,11 @@ def require(keys: KeyStore, scope: str) -> Callable[[Request], KeyInfo]:
                 "the API key is unknown or revoked",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if not info.allows(scope):
+        if not any(info.allows(s) for s in scopes):
             raise APIError(
                 403,
                 "insufficient_scope",
-                f"this route needs a key with scope '{scope}' (or 'admin'); yours is '{info.scope}'",
+                f"this route needs a key with scope {wanted} (or 'admin'); yours is '{info.scope}'",
             )
         return info
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from watchkeeper.sdk.serving import ServingCache, ServingClient, resolve_interval
 from watchkeeper.sdk.spool import Spool, default_spool_dir
 from watchkeeper.sdk.tracking import Call
 from watchkeeper.sdk.transport import HTTPTransport, Transport
@@ -70,6 +71,10 @@ class Monitor:
     disk — which holds at most ``max_spool_bytes`` and is replayed when the server answers.
     ``transport`` replaces HTTP (e.g. :class:`~watchkeeper.testing.InMemoryTransport`).
 
+    :meth:`serving_version` reads the version that should serve from ``url`` (always over
+    HTTP, with ``api_key``), refreshed every ``serving_interval`` seconds — by default
+    ``$WATCHKEEPER_SERVING_INTERVAL`` or 30.
+
     Invalid settings raise ``ValueError`` here, at start-up; after that, nothing raises.
     """
 
@@ -89,6 +94,7 @@ class Monitor:
         transport: Transport | None = None,
         max_retries: int = 5,
         backoff: float = 0.5,
+        serving_interval: float | None = None,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError("model must be a non-empty string")
@@ -97,9 +103,13 @@ class Monitor:
         self.model = model
         self.version = None if version is None else str(version)
         self.url = url or os.environ.get("WATCHKEEPER_URL") or "http://127.0.0.1:8000"
+        key = api_key if api_key is not None else os.environ.get("WATCHKEEPER_API_KEY")
         if transport is None:
-            key = api_key if api_key is not None else os.environ.get("WATCHKEEPER_API_KEY")
             transport = HTTPTransport(self.url, key, timeout)
+        # The serving version's cache and refresher: made on the first serving_version() call.
+        self._serving_settings = (key, timeout, resolve_interval(serving_interval))
+        self._serving: ServingCache | None = None
+        self._serving_lock = threading.Lock()
         spool: Spool | None = None
         if spool_dir is not False:
             directory = default_spool_dir(model) if spool_dir is None else Path(spool_dir)
@@ -135,8 +145,13 @@ class Monitor:
     def _reset_after_fork(self) -> None:
         """In a forked child: fresh queues, lock and id prefix; the worker starts lazily.
 
-        Records the parent had queued stay the parent's to send.
+        Records the parent had queued stay the parent's to send. The serving version keeps
+        the parent's last answer; the child refreshes it with its own thread.
         """
+        self._serving_lock = threading.Lock()
+        if self._serving is not None:
+            self._serving = self._serving.forked()
+            self._stop_serving_with_monitor(self._serving)
         if not self._closed:
             self._new_pipeline()
 
@@ -271,10 +286,61 @@ class Monitor:
             self._pipeline.flush(timeout)
             self._closed = True
             self._running = False
+            if self._serving is not None:
+                self._serving.stop()
             self._pipeline.stop(deadline - time.monotonic())
             _live.discard(self)
         except Exception as exc:
             self._failed_call("close", exc)
+
+    def serving_version(self, default: str | None = None, wait: float = 0.0) -> str | None:
+        """The version that should serve this model, as set on the server (``PUT
+        /api/v1/models/<model>/serving``, or a rollback action) — else ``default``.
+
+        Answers from a cache at once; the first call starts a background thread that refreshes
+        it every ``serving_interval`` seconds. ``wait`` > 0 lets a start-up path wait up to
+        that many seconds for the server's first answer. While the server cannot be reached
+        the last answer stays; before any answer, or when nothing is set, ``default``.
+        """
+        try:
+            state = self._serving_state(wait)
+            version = None if state is None else state.get("version")
+            return default if version is None else str(version)
+        except Exception as exc:
+            self._failed_call("serving_version", exc)
+            return default
+
+    def serving(self, wait: float = 0.0) -> dict[str, Any] | None:
+        """The whole serving state from the same cache: ``version`` and ``fallback`` (either
+        may be None), ``updated_at``, ``updated_by``, ``reason`` and ``alert_id`` (the alert
+        behind a rollback); None before the server's first answer or for a model it does not
+        know yet."""
+        try:
+            state = self._serving_state(wait)
+            return None if state is None else dict(state)
+        except Exception as exc:
+            self._failed_call("serving", exc)
+            return None
+
+    def _serving_state(self, wait: float) -> dict[str, Any] | None:
+        cache = self._serving
+        if cache is None:
+            with self._serving_lock:
+                if self._serving is None:
+                    key, timeout, interval = self._serving_settings
+                    client = ServingClient(self.url, key, timeout)
+                    self._serving = ServingCache(client, self.model, interval)
+                    self._stop_serving_with_monitor(self._serving)
+                cache = self._serving
+        if self._closed:
+            cache.stop()
+            return cache.state()
+        return cache.state(wait)
+
+    def _stop_serving_with_monitor(self, cache: ServingCache) -> None:
+        """A Monitor dropped without close() also ends its serving refresher."""
+        finalizer = weakref.finalize(self, ServingCache.stop, cache)
+        finalizer.atexit = False
 
     def _failed_call(self, method: str, exc: Exception) -> None:
         with contextlib.suppress(Exception):
