@@ -17,13 +17,20 @@ import uvicorn
 import yaml
 from fastapi import FastAPI
 
+from watchkeeper.alerting.action_runner import ActionRunner
+from watchkeeper.alerting.actions import ActionConfigError, ActionsConfig, load_actions
 from watchkeeper.alerting.engine import AlertEngine
 from watchkeeper.alerting.notify import Notifier, NotifyConfig, NotifyConfigError
 from watchkeeper.api.app import build_api
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import DriftConfigError
 from watchkeeper.monitors.definitions import Monitor
-from watchkeeper.monitors.files import MonitorConfigError, load_monitors
+from watchkeeper.monitors.files import (
+    MonitorConfigError,
+    MonitorSettings,
+    load_monitor_settings,
+)
+from watchkeeper.monitors.registry import MonitorRegistry
 from watchkeeper.store.base import StoreClosedError
 from watchkeeper.store.duckdb_store import DuckDBStore
 from watchkeeper.store.keys import KeyStore
@@ -31,7 +38,7 @@ from watchkeeper.store.keys import KeyStore
 log = logging.getLogger("watchkeeper.server")
 
 SETTINGS_KEYS = {"memory_limit", "max_pending_rows", "checkpoint_threshold"}
-SECTIONS = {"store", "drift", "monitors", "notifications"}
+SECTIONS = {"store", "drift", "monitors", "notifications", "actions"}
 
 
 class ConfigError(ValueError):
@@ -49,6 +56,7 @@ class ServerConfig:
     evaluate_interval: float = 10.0  # seconds between alert-engine runs (0: never on its own)
     monitors: list[Monitor] | None = None  # added to the config file's monitors: section
     notify_interval: float = 1.0  # seconds between outbox deliveries (0: never on its own)
+    action_interval: float = 1.0  # seconds between claims of queued action runs (0: never)
 
 
 def _load_doc(path: Path | None) -> dict[str, Any]:
@@ -83,10 +91,15 @@ def load_settings(path: Path | None) -> dict[str, Any]:
 
 def load_monitor_definitions(path: Path | None) -> list[Monitor]:
     """The YAML config's ``monitors:`` section, validated (every problem with its line)."""
+    return load_monitor_section(path).monitors
+
+
+def load_monitor_section(path: Path | None) -> MonitorSettings:
+    """The YAML config's ``monitors:`` section: its monitors and ``- defaults:`` sets."""
     if path is None:
-        return []
+        return MonitorSettings([], [])
     try:
-        return load_monitors(path)
+        return load_monitor_settings(path)
     except MonitorConfigError as exc:
         raise ConfigError("\n".join(exc.lines())) from None
 
@@ -98,6 +111,17 @@ def load_notifications(path: Path | None) -> NotifyConfig:
         return NotifyConfig.parse(doc)
     except NotifyConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_action_settings(path: Path | None) -> ActionsConfig:
+    """The YAML config's ``actions:`` section (automated responses), validated (every
+    problem with its line)."""
+    if path is None:
+        return ActionsConfig()
+    try:
+        return load_actions(path)
+    except ActionConfigError as exc:
+        raise ConfigError("\n".join(exc.lines())) from None
 
 
 def load_drift_settings(path: Path | None) -> DriftSettings:
@@ -115,30 +139,38 @@ def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; the store opens and closes with the app's lifespan."""
     settings = {**load_settings(config.config_file), **config.settings}
     drift = config.drift or load_drift_settings(config.config_file)
-    monitors = load_monitor_definitions(config.config_file) + list(config.monitors or [])
+    section = load_monitor_section(config.config_file)
     store = DuckDBStore(config.data_dir, **settings)
     keys = KeyStore(config.data_dir)
     notify = load_notifications(config.config_file)
+    registry = MonitorRegistry(  # the API's monitors are read from the store at start
+        store, section.monitors + list(config.monitors or []), section.default_sets
+    )
     engine = AlertEngine(
         store,
-        monitors,
+        registry,
         drift=drift,
         notify=notify,
         dashboard_url=f"http://{config.host}:{config.port}/",
     )
     notifier = Notifier(store, notify, config.notify_interval)
-    monitors_view = list(monitors)  # the API's list; a reload replaces its contents
-    app = build_api(store, keys, drift, monitors_view)
+    actions = load_action_settings(config.config_file)
+    engine.actions = actions
+    runner = ActionRunner(store, actions, config.action_interval)
+    app = build_api(store, keys, drift, registry, lambda: runner.config)
     scheduler = Scheduler(engine, config.evaluate_interval)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         store.start()
+        registry.load()
         scheduler.start()
         notifier.start()
+        runner.start()
         try:
             yield
         finally:
+            runner.stop()
             notifier.stop()
             scheduler.stop()
             store.close()
@@ -155,24 +187,37 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.alert_engine = engine
     app.state.scheduler = scheduler
     app.state.notifier = notifier
-    app.state.monitors = monitors_view
+    app.state.action_runner = runner
+    app.state.monitors = registry
     return app
 
 
 def reload_config(app: FastAPI, config: ServerConfig) -> str:
-    """Re-read the settings file's ``monitors:`` and ``notifications:`` (on SIGHUP). An
-    invalid file changes nothing; returns what happened, in words."""
+    """Re-read the settings file's ``monitors:``, ``notifications:`` and ``actions:`` (on
+    SIGHUP; runs already recorded keep going). An
+    invalid file changes nothing; returns what happened, in words. Monitors created through
+    the API stay as they are."""
     try:
-        monitors = load_monitor_definitions(config.config_file) + list(config.monitors or [])
+        section = load_monitor_section(config.config_file)
         notify = load_notifications(config.config_file)
+        actions = load_action_settings(config.config_file)
     except ConfigError as exc:
         log.error("reload refused, the running monitors stay: %s", exc)
         return f"reload refused: {exc}"
+    monitors = section.monitors + list(config.monitors or [])
     engine: AlertEngine = app.state.alert_engine
-    engine.replace(monitors, notify)
+    engine.notify = notify
+    registry: MonitorRegistry = app.state.monitors
+    registry.set_file(monitors, section.default_sets)  # the engine takes them on its next run
     app.state.notifier.config = notify
-    app.state.monitors[:] = monitors
-    message = f"reloaded {len(monitors)} monitor(s) and {len(notify.channels)} channel(s)"
+    engine.actions = actions
+    app.state.action_runner.config = actions
+    sets = len(section.default_sets)
+    message = (
+        f"reloaded {len(monitors)} monitor(s)"
+        + (f", {sets} default set(s)" if sets else "")
+        + f", {len(notify.channels)} channel(s) and {len(actions.actions)} action(s)"
+    )
     log.warning(message)
     return message
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 from bisect import insort
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from watchkeeper.aggregate.drift import drift_movers
 from watchkeeper.aggregate.monitor_series import Point, monitor_series
+from watchkeeper.alerting.actions import ActionsConfig
 from watchkeeper.alerting.notify import NotifyConfig, encode, payload
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.monitors import evaluate as ev
@@ -39,7 +40,8 @@ from watchkeeper.monitors.definitions import (
     StaticCondition,
 )
 from watchkeeper.monitors.lifecycle import Observation, Policy, State, Transition, step
-from watchkeeper.store.base import Store
+from watchkeeper.monitors.registry import MonitorRegistry
+from watchkeeper.store.base import ActionRequest, Store, UnknownModelError
 
 log = logging.getLogger("watchkeeper.alerts")
 
@@ -77,10 +79,13 @@ class RunResult:
 
 
 class AlertEngine:
+    # Automated responses (set by the server; runs are recorded with the transitions).
+    actions: ActionsConfig | None = None
+
     def __init__(
         self,
         store: Store,
-        monitors: list[Monitor],
+        monitors: Sequence[Monitor] | MonitorRegistry,
         *,
         drift: DriftSettings | None = None,
         settle: timedelta = SETTLE,
@@ -88,7 +93,14 @@ class AlertEngine:
         dashboard_url: str | None = None,
     ) -> None:
         self.store = store
-        self.monitors = [m for m in monitors if m.enabled]
+        # A registry: its enabled monitors, re-read at the start of a run when they changed.
+        self.registry: MonitorRegistry | None = None
+        self.monitors: list[Monitor] = []
+        if isinstance(monitors, MonitorRegistry):
+            self.registry = monitors
+        else:
+            self.monitors = [m for m in monitors if m.enabled]
+        self._generation: int | None = None
         self.drift = drift
         self.settle = settle
         self.notify = notify
@@ -105,6 +117,24 @@ class AlertEngine:
         self._history = {}
         self._history_from_store = set()
 
+    def _sync(self) -> None:
+        """Take the registry's monitors when they changed: series states stay; the learned
+        history of a monitor whose definition changed, or that is gone, is re-read."""
+        if self.registry is None:
+            return
+        generation, monitors = self.registry.snapshot()
+        if generation == self._generation:
+            return
+        old = {m.name: m for m in self.monitors}
+        self.monitors = monitors
+        new = {m.name: m for m in monitors}
+        for name, m in old.items():
+            if new.get(name) != m:
+                self._history_from_store.discard(name)
+                for sid in [s for s in self._history if s.split("|", 1)[0] == name]:
+                    del self._history[sid]
+        self._generation = generation
+
     def policy(self, m: Monitor) -> Policy:
         return Policy(
             fire_after=m.fire_after,
@@ -120,10 +150,13 @@ class AlertEngine:
         if not self._loaded:
             self.states = {k: State.from_dict(v) for k, v in self.store.alert_states().items()}
             self._loaded = True
+        self._sync()
         result = RunResult()
         for m in self.monitors:
             try:
                 self._run_monitor(m, now, result)
+            except UnknownModelError:
+                continue  # its model has no events yet: nothing to evaluate
             except Exception as exc:  # one broken monitor must not stop the others
                 log.exception("evaluating monitor %s failed", m.name)
                 result.errors.append(f"{m.name}: {exc}")
@@ -132,6 +165,7 @@ class AlertEngine:
                 {s: (mon, seg, st.to_dict()) for s, (mon, seg, st) in result.states.items()},
                 [_record(c) for c in result.changes],
                 self._outbox if self.notify is not None and self.notify.routes else None,
+                actions=self._actions if self.actions and self.actions.actions else None,
             )
             for s, (_, _, st) in result.states.items():
                 self.states[s] = st
@@ -240,6 +274,11 @@ class AlertEngine:
             return []
         body = encode(payload(record, alert_id, self.dashboard_url))
         return [(c, body) for c in channels]
+
+    def _actions(self, record: Mapping[str, Any], alert_id: int) -> list[ActionRequest]:
+        """The action runs one transition asks for (the store decides if each may run)."""
+        assert self.actions is not None
+        return self.actions.requests(record, alert_id, self.dashboard_url)
 
     def _verdict(
         self, m: Monitor, p: Point, history: list[tuple[datetime, float | None]]

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI
 
 from watchkeeper._version import __version__
+from watchkeeper.alerting.actions import ActionsConfig
+from watchkeeper.api.actions import actions_router
 from watchkeeper.api.alerts import alerts_router
 from watchkeeper.api.drift import drift_router
 from watchkeeper.api.errors import install_error_handlers
 from watchkeeper.api.health import health_router
 from watchkeeper.api.ingest import ingest_router
 from watchkeeper.api.models import models_router
+from watchkeeper.api.monitors import monitors_router
+from watchkeeper.api.serving import serving_router
 from watchkeeper.drift.settings import DriftSettings
-from watchkeeper.monitors.definitions import Monitor
+from watchkeeper.monitors.registry import MonitorRegistry
 from watchkeeper.store.base import Store
 from watchkeeper.store.keys import KeyStore
 
@@ -21,7 +27,8 @@ def build_api(
     store: Store,
     keys: KeyStore,
     drift: DriftSettings | None = None,
-    monitors: list[Monitor] | None = None,
+    monitors: MonitorRegistry | None = None,
+    actions: Callable[[], ActionsConfig] | None = None,
 ) -> FastAPI:
     """The JSON API; the server adds the dashboard and lifecycle around it."""
     app = FastAPI(
@@ -34,5 +41,9 @@ def build_api(
     app.include_router(ingest_router(store, keys))
     app.include_router(models_router(store, keys))
     app.include_router(drift_router(store, keys, drift or DriftSettings()))
-    app.include_router(alerts_router(store, keys, monitors or []))
+    app.include_router(alerts_router(store, keys))
+    registry = monitors if monitors is not None else MonitorRegistry(store)
+    app.include_router(monitors_router(store, keys, registry))
+    app.include_router(serving_router(store, keys))
+    app.include_router(actions_router(store, keys, actions or ActionsConfig))
     return app

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from watchkeeper._version import __version__
+from watchkeeper.cli.actions import actions
 from watchkeeper.cli.checks import (
     check_data_dir_free,
     check_port_free,
@@ -105,6 +106,7 @@ main.add_command(demo)
 main.add_command(drift_command)
 main.add_command(silence)
 main.add_command(monitors)
+main.add_command(actions)
 
 
 if __name__ == "__main__":

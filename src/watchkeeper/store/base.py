@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -103,6 +103,34 @@ class ModelInfo:
     versions: list[VersionInfo] = field(default_factory=list)
     features: dict[str, str] = field(default_factory=dict)  # name -> number|string|bool
     segments: list[str] = field(default_factory=list)
+
+
+RUN_STATUSES = (  # an action run's life: see watchkeeper.store.duckdb_actions
+    "awaiting_approval",
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "rejected",
+    "rate_limited",
+    "silenced",
+    "interrupted",
+)
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """One run of an automated response that an alert transition asks for (see
+    :mod:`watchkeeper.alerting.actions`); the store decides its status when recording it."""
+
+    action: str
+    type: str
+    payload: bytes  # the alert as JSON
+    approval: bool = False
+    rate_max: int | None = None  # at most this many runs of the action per model ...
+    rate_per: timedelta | None = None  # ... in this long
+    undo: bool = False  # undoes an earlier run: never held back, never counted
 
 
 @dataclass(frozen=True)
@@ -268,9 +296,10 @@ class Store(Protocol):
         states: Mapping[str, tuple[str, str | None, dict[str, Any]]],
         changes: Sequence[Mapping[str, Any]],
         outbox: Callable[[Mapping[str, Any], int], list[tuple[str, bytes]]] | None = None,
+        actions: Callable[[Mapping[str, Any], int], list[ActionRequest]] | None = None,
     ) -> None:
         """Store an evaluation run's states and transitions, and the notifications
-        ``outbox`` asks for, in one transaction."""
+        ``outbox`` asks for and the action runs ``actions`` asks for, in one transaction."""
         ...
 
     def due_notifications(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
@@ -324,6 +353,94 @@ class Store(Protocol):
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Alerts, newest first, each with its transitions."""
+        ...
+
+    # ---- monitors created through the API
+    def monitor_defs(self) -> list[dict[str, Any]]:
+        """Every stored monitor (name, definition as a dict, created_at, updated_at,
+        updated_by), by name."""
+        ...
+
+    def put_monitor_def(
+        self, name: str, definition: Mapping[str, Any], by: str | None
+    ) -> dict[str, Any]:
+        """Insert or replace a monitor's definition (waits for the commit); the stored row."""
+        ...
+
+    def delete_monitor_def(self, name: str) -> bool:
+        """Delete a stored monitor (False: none of that name)."""
+        ...
+
+    # ---- the serving version of each model (rollback and fallback point it elsewhere)
+    def get_serving(self, model: str) -> dict[str, Any] | None:
+        """``{model, version, fallback, updated_at, updated_by, reason, alert_id}``
+        (``updated_at`` aware UTC); None when nothing was ever set for the model."""
+        ...
+
+    def set_serving(
+        self,
+        model: str,
+        version: str | None,
+        *,
+        fallback: str | None = None,
+        by: str | None = None,
+        reason: str | None = None,
+        alert_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Set the serving version and fallback and append the change to the history, in one
+        transaction (waits for the commit); returns the new state as get_serving would."""
+        ...
+
+    def serving_history(self, model: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The model's serving changes, newest first: ``{id, model, version, fallback, at, by,
+        reason, alert_id}``."""
+        ...
+
+    # ---- automated responses (watchkeeper.alerting.actions)
+    def list_action_runs(
+        self,
+        *,
+        model: str | None = None,
+        action: str | None = None,
+        status: str | None = None,
+        alert_id: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Action runs, newest first (``payload`` and ``output`` as JSON objects)."""
+        ...
+
+    def get_action_run(self, run_id: int) -> dict[str, Any] | None:
+        """One action run, or None."""
+        ...
+
+    def decide_action_run(
+        self, run_id: int, approve: bool, by: str | None, reason: str | None = None
+    ) -> str | None:
+        """Approve or reject a run awaiting approval; the status it had (None: no such run)."""
+        ...
+
+    def claim_action_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Queued runs, oldest first, marked running."""
+        ...
+
+    def finish_action_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        exit_code: int | None = None,
+        output: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record a run's outcome."""
+        ...
+
+    def interrupt_action_runs(self) -> int:
+        """Mark runs left running by a crash interrupted; how many."""
+        ...
+
+    def action_counts(self) -> dict[str, int]:
+        """Action runs by status."""
         ...
 
     def stats(self) -> dict[str, float]:

@@ -17,6 +17,8 @@ from typing import Any
 
 import duckdb
 
+from watchkeeper.store.base import ActionRequest
+from watchkeeper.store.duckdb_actions import enqueue_action_runs
 from watchkeeper.store.duckdb_reads import _naive, first
 
 DDL = """
@@ -73,9 +75,11 @@ class Alerts:
         states: Mapping[str, tuple[str, str | None, dict[str, Any]]],
         changes: Sequence[Mapping[str, Any]],
         outbox: Callable[[Mapping[str, Any], int], list[tuple[str, bytes]]] | None = None,
+        actions: Callable[[Mapping[str, Any], int], list[ActionRequest]] | None = None,
     ) -> None:
         """Store a run's states and transitions in one transaction (waits for the commit),
-        with the notifications ``outbox(change, alert_id)`` asks for: (channel, body) pairs."""
+        with the notifications ``outbox(change, alert_id)`` asks for: (channel, body) pairs,
+        and the action runs ``actions(change, alert_id)`` asks for."""
 
         def fn() -> None:
             assert self._con is not None
@@ -88,9 +92,12 @@ class Alerts:
                 ).fetchall()
             for c in changes:
                 alert_id = _apply_change(con, c, now)
-                if alert_id is None or outbox is None:
+                if alert_id is None or (outbox is None and actions is None):
                     continue
-                if _muted(con, c, alert_id, now):
+                muted = _muted(con, c, alert_id, now)
+                if actions is not None:
+                    enqueue_action_runs(con, c, alert_id, actions(c, alert_id), now, muted)
+                if outbox is None or muted:
                     continue  # recorded, not sent: silenced, or acknowledged (re-notify)
                 for channel, body in outbox(c, alert_id):
                     con.execute(

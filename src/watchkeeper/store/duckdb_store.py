@@ -38,11 +38,17 @@ from watchkeeper.store.base import (
     UnknownModelError,
     WindowQuery,
 )
+from watchkeeper.store.duckdb_actions import DDL as ACTIONS_DDL
+from watchkeeper.store.duckdb_actions import Actions
 from watchkeeper.store.duckdb_alerts import DDL as ALERTS_DDL
 from watchkeeper.store.duckdb_alerts import Alerts
 from watchkeeper.store.duckdb_drift import Drift
 from watchkeeper.store.duckdb_drift_reads import DriftReads
+from watchkeeper.store.duckdb_monitors import DDL as MONITORS_DDL
+from watchkeeper.store.duckdb_monitors import MonitorDefs
 from watchkeeper.store.duckdb_reads import Reads, first
+from watchkeeper.store.duckdb_serving import DDL as SERVING_DDL
+from watchkeeper.store.duckdb_serving import Serving
 from watchkeeper.store.duckdb_upkeep import MINUTE, ModelState, Upkeep
 
 log = logging.getLogger("watchkeeper.store")
@@ -80,7 +86,7 @@ def _naive_utc(table: pa.Table, column: str) -> pa.Table:
     return table.set_column(idx, column, col)
 
 
-class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts):
+class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving, Actions):
     """The default store: a DuckDB file under the data directory."""
 
     def __init__(
@@ -142,6 +148,9 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts):
         con.execute("SET TimeZone = 'UTC'").fetchall()
         con.execute(sql.DDL).fetchall()
         con.execute(ALERTS_DDL).fetchall()
+        con.execute(ACTIONS_DDL).fetchall()
+        con.execute(MONITORS_DDL).fetchall()
+        con.execute(SERVING_DDL).fetchall()
         self._con = con
         self._load_layouts()
         for mid, name, task in con.execute("SELECT id, name, task FROM models").fetchall():
