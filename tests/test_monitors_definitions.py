@@ -271,7 +271,7 @@ def test_unknown_condition_type_points_at_type() -> None:
               op: above
               type: statc
         """)
-    assert (problem.line, problem.path) == (8, "monitors[0].condition")
+    assert (problem.line, problem.path) == (8, "monitors[0].condition.type")
     assert "unknown condition type 'statc'" in problem.reason
 
 

@@ -36,7 +36,6 @@ worker threads of its own, so the alert engine never waits for an action:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -55,7 +54,8 @@ from watchkeeper.monitors.files import (
     _line,
     _path,
     _sorted,
-    _walk,
+    duplicate_keys,
+    pydantic_problem,
 )
 from watchkeeper.monitors.lifecycle import Kind
 from watchkeeper.store.base import ActionRequest
@@ -234,25 +234,9 @@ def _problem(err: Any, data: Any, root: yaml.Node | None) -> Problem:
     loc = tuple(err["loc"])
     if len(loc) >= 3 and loc[0] == "actions" and loc[2] in ACTION_TYPES:
         loc = loc[:2] + loc[3:]  # the discriminator's tag
-    kind = err["type"]
-    line_loc = loc
-    reason = str(err["msg"]).removeprefix("Value error, ")
-    if kind == "union_tag_invalid":
-        loc = line_loc = (*loc, "type")
-        reason = f"unknown action type {err['ctx']['tag']!r}; expected {', '.join(ACTION_TYPES)}"
-    elif kind == "union_tag_not_found":
-        reason = f"an action needs a type: {', '.join(ACTION_TYPES)}"
-    elif kind == "missing":
-        reason = f"required field {loc[-1]!r} is missing"
-    elif kind == "extra_forbidden":
-        known = _known_fields(data, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        reason = f"unknown field {loc[-1]!r}"
-        if close:
-            reason += f"; did you mean {close[0]!r}?"
-        if known:
-            reason += f" (known: {', '.join(known)})"
-    return Problem(_line(root, line_loc), _path(loc), reason)
+    return pydantic_problem(
+        err, loc, data, root, noun="action", types=ACTION_TYPES, known_fields=_known_fields
+    )
 
 
 def _known_fields(data: Any, loc: tuple[int | str, ...]) -> list[str]:
@@ -263,30 +247,6 @@ def _known_fields(data: Any, loc: tuple[int | str, ...]) -> list[str]:
     if len(loc) == 3 and loc[0] == "actions" and str(loc[2]) in _NESTED:
         return list(_NESTED[str(loc[2])].model_fields)
     return []
-
-
-def _duplicate_keys(root: yaml.Node | None) -> list[Problem]:
-    """Keys given twice in one mapping under ``actions:`` (YAML would keep the last)."""
-    if not isinstance(root, yaml.MappingNode):
-        return []
-    problems = []
-    for key, value in root.value:
-        if getattr(key, "value", None) != "actions":
-            continue
-        for node, loc in _walk(value, ("actions",)):
-            if not isinstance(node, yaml.MappingNode):
-                continue
-            seen: dict[str, int] = {}
-            for k, _ in node.value:
-                if not isinstance(k, yaml.ScalarNode):
-                    continue
-                line = k.start_mark.line + 1
-                if k.value in seen:
-                    why = f"duplicate key {k.value!r} (first at line {seen[k.value]})"
-                    problems.append(Problem(line, _path((*loc, k.value)), why))
-                else:
-                    seen[k.value] = line
-    return problems
 
 
 def _meaning(valid: list[tuple[int, ActionBase]], root: yaml.Node | None) -> list[Problem]:
@@ -324,7 +284,7 @@ def validate_actions(
 ) -> ActionsConfig:
     """Validate a loaded settings document's ``actions:`` list (``root``, the document's
     YAML node, gives each problem its line). Raises :class:`ActionConfigError`."""
-    problems = _duplicate_keys(root)
+    problems = duplicate_keys(root, "actions")
     items = data.get("actions") if isinstance(data, dict) else None
     valid: list[tuple[int, WebhookAction | CommandAction | RollbackAction | FallbackAction]] = []
     if data is not None and not isinstance(data, dict):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -159,22 +159,31 @@ def _known_fields(data: Any, loc: tuple[int | str, ...]) -> list[str]:
     return []
 
 
-def _problem(err: Any, data: Any, root: yaml.Node | None) -> Problem:
-    loc = _strip_tags(err["loc"])
+def pydantic_problem(
+    err: Any,
+    loc: tuple[int | str, ...],
+    data: Any,
+    root: yaml.Node | None,
+    *,
+    noun: str,
+    types: Sequence[str],
+    known_fields: Callable[[Any, tuple[int | str, ...]], list[str]],
+) -> Problem:
+    """One pydantic error as a :class:`Problem` with its YAML line, in words: ``noun`` and
+    ``types`` name the discriminated union (``condition``: static, ...), ``known_fields``
+    lists what the model at a location accepts (for "did you mean")."""
     kind = err["type"]
     line_loc = loc
-    reason = str(err["msg"])
+    reason = str(err["msg"]).removeprefix("Value error, ")
     if kind == "union_tag_invalid":
-        line_loc = (*loc, "type")
-        reason = (
-            f"unknown condition type {err['ctx']['tag']!r}; expected {', '.join(CONDITION_TYPES)}"
-        )
+        loc = line_loc = (*loc, "type")
+        reason = f"unknown {noun} type {err['ctx']['tag']!r}; expected {', '.join(types)}"
     elif kind == "union_tag_not_found":
-        reason = f"a condition needs a type: {', '.join(CONDITION_TYPES)}"
+        reason = f"a{'n' if noun[0] in 'aeiou' else ''} {noun} needs a type: {', '.join(types)}"
     elif kind == "missing":
         reason = f"required field {loc[-1]!r} is missing"
     elif kind == "extra_forbidden":
-        known = _known_fields(data, loc[:-1])
+        known = known_fields(data, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         reason = f"unknown field {loc[-1]!r}"
         if close:
@@ -182,6 +191,18 @@ def _problem(err: Any, data: Any, root: yaml.Node | None) -> Problem:
         if known:
             reason += f" (known: {', '.join(known)})"
     return Problem(_line(root, line_loc), _path(loc), reason)
+
+
+def _problem(err: Any, data: Any, root: yaml.Node | None) -> Problem:
+    return pydantic_problem(
+        err,
+        _strip_tags(err["loc"]),
+        data,
+        root,
+        noun="condition",
+        types=CONDITION_TYPES,
+        known_fields=_known_fields,
+    )
 
 
 def _walk(
@@ -196,15 +217,15 @@ def _walk(
             yield from _walk(item, (*loc, i))
 
 
-def _duplicate_keys(root: yaml.Node) -> list[Problem]:
-    """Keys given twice in one mapping under ``monitors:`` (YAML would keep the last)."""
+def duplicate_keys(root: yaml.Node | None, section: str = "monitors") -> list[Problem]:
+    """Keys given twice in one mapping under ``section:`` (YAML would keep the last)."""
     if not isinstance(root, yaml.MappingNode):
         return []
     problems = []
     for key, value in root.value:
-        if getattr(key, "value", None) != "monitors":
+        if getattr(key, "value", None) != section:
             continue
-        for node, loc in _walk(value, ("monitors",)):
+        for node, loc in _walk(value, (section,)):
             if not isinstance(node, yaml.MappingNode):
                 continue
             first: dict[str, int] = {}
@@ -392,7 +413,7 @@ def loads_monitor_settings(text: str, source: str = "<string>") -> MonitorSettin
         root = loader.get_single_node()
         if root is None:
             return MonitorSettings([], [])
-        duplicates = _duplicate_keys(root)  # before construction flattens merge keys (<<)
+        duplicates = duplicate_keys(root)  # before construction flattens merge keys (<<)
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

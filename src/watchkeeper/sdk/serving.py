@@ -10,7 +10,6 @@ server does not answer. Failures keep the last value; nothing raises into the ca
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import logging
@@ -20,7 +19,7 @@ import threading
 import urllib.parse
 from typing import Any
 
-from watchkeeper.sdk.transport import USER_AGENT
+from watchkeeper.sdk.transport import USER_AGENT, HTTPTransport
 
 logger = logging.getLogger("watchkeeper")
 
@@ -50,47 +49,33 @@ def resolve_interval(value: float | None) -> float:
     return float(value)
 
 
-class ServingClient:
-    """GETs the serving state over ``http.client`` on one persistent connection.
+class ServingClient(HTTPTransport):
+    """GETs the serving state on one persistent connection (the transport's connection
+    handling: re-opened after a failure, and by the child after ``fork``).
 
-    Used by one thread at a time (the refresher). After ``fork`` the child opens its own
-    connection.
+    Used by one thread at a time (the refresher).
     """
 
     def __init__(self, url: str, api_key: str | None, timeout: float) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"Watchkeeper url must be http(s)://host[:port][/prefix], got {url!r}")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
-        self._prefix = parts.path.rstrip("/")
-        self._timeout = timeout
-        self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self._conn: http.client.HTTPConnection | None = None
-        self._pid = os.getpid()
+        super().__init__(url, api_key, timeout)
+        auth = {k: v for k, v in self._headers.items() if k == "Authorization"}
+        self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **auth}
 
     def get(self, path: str, etag: str | None) -> tuple[int, str | None, bytes]:
         """(status, ETag, body); status 0 when the server did not answer. Never raises."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self.close()
         headers = dict(self._headers)
         if etag:
             headers["If-None-Match"] = etag
         for attempt in (0, 1):
-            reused = self._conn is not None
+            reused = self._conn is not None and self._used
             try:
-                if self._conn is None:
-                    cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-                    self._conn = cls(self._host, self._port, timeout=self._timeout)
-                self._conn.request("GET", self._prefix + path, headers=headers)
-                response = self._conn.getresponse()
+                conn = self._connection()
+                conn.request("GET", self._prefix + path, headers=headers)
+                response = conn.getresponse()
                 body = response.read(1 << 20)
                 if not response.isclosed():
                     response.read()
+                self._used = True
                 return response.status, response.getheader("ETag"), body
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
@@ -98,12 +83,6 @@ class ServingClient:
                     continue  # a keep-alive connection the server had closed: once more
                 return 0, None, f"{type(exc).__name__}: {exc}".encode()
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(OSError):
-                conn.close()
 
 
 class ServingCache:
