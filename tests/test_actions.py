@@ -24,9 +24,10 @@ from tests.conftest import free_port
 from tests.helpers import wait_for
 from tests.test_alerts import CONFIG, MINUTE, T0, Server, _run_through, _traffic
 from tests.test_notify import Receiver
+from tests.test_notify import _serve as serve_with
 from watchkeeper.alerting.action_runner import ActionRunner, roll_back, rollback_target
 from watchkeeper.alerting.actions import ActionConfigError, RollbackAction, loads_actions
-from watchkeeper.server import ConfigError, ServerConfig, ServerHandle, create_app, reload_config
+from watchkeeper.server import ConfigError, ServerConfig, create_app, reload_config
 from watchkeeper.store.keys import KeyStore
 
 SECRET = "act-s3cret"
@@ -45,23 +46,9 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def _serve(tmp_path: Path, settings: str) -> Server:
+def _serve(tmp_path: Path, settings: str, **config: Any) -> Server:
     """A server whose engine and action runner run only when a test calls them."""
-    key = KeyStore(tmp_path).create("admin")
-    config = tmp_path / "wk.yaml"
-    config.write_text(settings)
-    handle = ServerHandle(
-        ServerConfig(
-            data_dir=tmp_path,
-            port=free_port(),
-            config_file=config,
-            evaluate_interval=0,
-            notify_interval=0,
-            action_interval=0,
-        )
-    )
-    handle.start()
-    return Server(handle.url, tmp_path, handle, key)
+    return serve_with(tmp_path, settings, **{"action_interval": 0, **config})
 
 
 def _runner(server: Server) -> ActionRunner:
@@ -624,38 +611,21 @@ actions:
     argv: [sh, -c, {_q(f"echo $$ > {pidfile}; sleep 60")}]
 """
     )
-    key = KeyStore(tmp_path).create("admin")
-    config = tmp_path / "wk.yaml"
-    config.write_text(settings)
-
-    def serve() -> ServerHandle:
-        return ServerHandle(
-            ServerConfig(
-                data_dir=tmp_path,
-                port=free_port(),
-                config_file=config,
-                evaluate_interval=0,
-                notify_interval=0,
-                action_interval=0.05,
-            )
-        ).start()
-
-    handle = serve()
-    server = Server(handle.url, tmp_path, handle, key)
+    server = _serve(tmp_path, settings, action_interval=0.05)
     try:
         _traffic(server)
         _run_through(server, range(5))
         wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=30)
     finally:
-        handle.stop()
+        server.handle.stop()
     wait_for(lambda: _group_gone(int(pidfile.read_text())), timeout=10)
     pidfile.unlink()
-    handle = serve()
+    again = _serve(tmp_path, settings, key=server.key, action_interval=0.05)
     try:
-        (run,) = _runs(Server(handle.url, tmp_path, handle, key))
-        assert handle.app.state.action_runner.interrupted == 0  # recorded at the stop already
+        (run,) = _runs(again)
+        assert again.handle.app.state.action_runner.interrupted == 0  # recorded at the stop
     finally:
-        handle.stop()
+        again.handle.stop()
     assert run["status"] == "interrupted" and "server stopped" in run["error"]
     assert not pidfile.exists()
 

@@ -72,19 +72,19 @@ notifications:
     )
 
 
-def _serve(tmp_path: Path, settings: str) -> Server:
+def _serve(tmp_path: Path, settings: str, key: str | None = None, **config: Any) -> Server:
     """A server on ``tmp_path`` with these settings; the engine and the sender run only when
-    a test calls them (with its own clock)."""
-    key = KeyStore(tmp_path).create("admin")
-    config = tmp_path / "wk.yaml"
-    config.write_text(settings)
+    a test calls them (with its own clock), unless ``config`` sets their intervals."""
+    key = key or KeyStore(tmp_path).create("admin")
+    path = tmp_path / "wk.yaml"
+    path.write_text(settings)
+    intervals: dict[str, Any] = {"evaluate_interval": 0, "notify_interval": 0}
     handle = ServerHandle(
         ServerConfig(
             data_dir=tmp_path,
             port=free_port(),
-            config_file=config,
-            evaluate_interval=0,
-            notify_interval=0,
+            config_file=path,
+            **{**intervals, **config},
         )
     )
     handle.start()
