@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.helpers import wait_for
+from tests.helpers import ready, send_error_burst, wait_for
 from tests.test_alerts import CONFIG, MINUTE, T0, Server, _run_through, _traffic
 from tests.test_notify import Receiver
 from tests.test_notify import _serve as serve_with
@@ -647,38 +647,14 @@ actions:
 """
 
 
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _server_process(
     tmp_path: Path, port: int, config: Path, action_interval: float
 ) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [PY, "-c", SERVE, str(tmp_path), str(port), str(config), str(action_interval)]
     )
-    wait_for(lambda: _ready(f"http://127.0.0.1:{port}"), timeout=30)
+    wait_for(lambda: ready(f"http://127.0.0.1:{port}"), timeout=30)
     return proc
-
-
-def _fire(url: str, key: str) -> None:
-    """Errors in the last closed minutes: the scheduler fires the alert within a second."""
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    events = [
-        {
-            "event_id": f"e{i}",
-            "timestamp": (now - timedelta(seconds=110 - i)).isoformat(),
-            "prediction": 1,
-            "status": "error" if i % 2 else "ok",
-        }
-        for i in range(100)
-    ]
-    headers = {"Authorization": f"Bearer {key}"}
-    r = httpx.post(f"{url}/api/v1/models/m/predictions", json={"events": events}, headers=headers)
-    assert r.status_code == 200, r.text
 
 
 def _api_runs(url: str, key: str) -> list[dict[str, Any]]:
@@ -704,7 +680,7 @@ def test_a_queued_run_survives_sigkill_and_runs_once_after_a_restart(tmp_path: P
     url = f"http://127.0.0.1:{port}"
     proc = _server_process(tmp_path, port, config, 0)  # runs are queued, never claimed
     try:
-        _fire(url, key)
+        send_error_burst(url, key)
         queued = wait_for(lambda: _api_runs(url, key), timeout=60)
         assert [r["status"] for r in queued] == ["queued"]
         os.kill(proc.pid, signal.SIGKILL)
@@ -737,7 +713,7 @@ def test_a_run_cut_off_by_a_crash_is_interrupted_not_rerun(tmp_path: Path) -> No
     url = f"http://127.0.0.1:{port}"
     proc = _server_process(tmp_path, port, config, 0.1)
     try:
-        _fire(url, key)
+        send_error_burst(url, key)
         wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=60)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.helpers import wait_for
+from tests.helpers import ready, send_error_burst, wait_for
 from watchkeeper.store.keys import KeyStore
 
 SERVE = (
@@ -121,8 +121,6 @@ notifications:
 def test_sigkill_keeps_a_queued_notification_and_sends_it_once(tmp_path: Path) -> None:
     """An alert fires while its webhook is down; the server is SIGKILLed with the notification
     still in the outbox; after a restart (webhook back) it is delivered exactly once."""
-    from datetime import datetime, timedelta, timezone
-
     from tests.test_notify import Receiver
 
     key = KeyStore(tmp_path).create("admin")
@@ -135,22 +133,8 @@ def test_sigkill_keeps_a_queued_notification_and_sends_it_once(tmp_path: Path) -
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}"}
     try:
-        wait_for(lambda: _ready(url), timeout=30)
-        # errors in the last closed minute (and the one before, so it is closed for sure)
-        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-        events = [
-            {
-                "event_id": f"e{i}",
-                "timestamp": (now - timedelta(seconds=110 - i)).isoformat(),
-                "prediction": 1,
-                "status": "error" if i % 2 else "ok",
-            }
-            for i in range(100)
-        ]
-        r = httpx.post(
-            f"{url}/api/v1/models/m/predictions", json={"events": events}, headers=headers
-        )
-        assert r.status_code == 200, r.text
+        wait_for(lambda: ready(url), timeout=30)
+        send_error_burst(url, key)
 
         def firing() -> bool:
             got = httpx.get(f"{url}/api/v1/alerts", params={"status": "firing"}, headers=headers)
@@ -168,7 +152,7 @@ def test_sigkill_keeps_a_queued_notification_and_sends_it_once(tmp_path: Path) -
         [sys.executable, "-c", ALERT_SERVE, str(tmp_path), str(port), str(config)]
     )
     try:
-        wait_for(lambda: _ready(url), timeout=30)
+        wait_for(lambda: ready(url), timeout=30)
         wait_for(lambda: len(receiver.requests) >= 1, timeout=30)
         threading.Event().wait(1.5)  # several more sender runs: nothing is sent twice
         kinds = [_kind(body) for _, body in receiver.requests]
@@ -177,13 +161,6 @@ def test_sigkill_keeps_a_queued_notification_and_sends_it_once(tmp_path: Path) -
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         receiver.close()
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _kind(body: bytes) -> str:

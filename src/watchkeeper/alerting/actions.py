@@ -54,7 +54,7 @@ from watchkeeper.monitors.files import (
     _line,
     _path,
     _sorted,
-    duplicate_keys,
+    parse_yaml,
     pydantic_problem,
 )
 from watchkeeper.monitors.lifecycle import Kind
@@ -280,11 +280,16 @@ def _meaning(valid: list[tuple[int, ActionBase]], root: yaml.Node | None) -> lis
 
 
 def validate_actions(
-    data: Any, *, source: str = "<string>", root: yaml.Node | None = None
+    data: Any,
+    *,
+    source: str = "<string>",
+    root: yaml.Node | None = None,
+    problems: Sequence[Problem] = (),
 ) -> ActionsConfig:
     """Validate a loaded settings document's ``actions:`` list (``root``, the document's
-    YAML node, gives each problem its line). Raises :class:`ActionConfigError`."""
-    problems = duplicate_keys(root, "actions")
+    YAML node, gives each problem its line; ``problems`` found earlier, such as duplicate
+    keys, are reported with the others). Raises :class:`ActionConfigError`."""
+    problems = list(problems)
     items = data.get("actions") if isinstance(data, dict) else None
     valid: list[tuple[int, WebhookAction | CommandAction | RollbackAction | FallbackAction]] = []
     if data is not None and not isinstance(data, dict):
@@ -312,24 +317,8 @@ def validate_actions(
 
 def loads_actions(text: str, source: str = "<string>") -> ActionsConfig:
     """The ``actions:`` section of a YAML settings document (other sections are ignored)."""
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        data = None if root is None else loader.construct_document(root)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        what = exc.problem or exc.context or "invalid YAML"
-        raise ActionConfigError(
-            "invalid YAML", [Problem(line, "", f"YAML syntax error: {what}")], source
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ActionConfigError(
-            "invalid YAML", [Problem(None, "", f"YAML error: {exc}")], source
-        ) from None
-    finally:
-        loader.dispose()
-    return validate_actions(data, source=source, root=root)
+    root, data, duplicates = parse_yaml(text, source, "actions", ActionConfigError)
+    return validate_actions(data, source=source, root=root, problems=duplicates)
 
 
 def load_actions(path: str | Path) -> ActionsConfig:

@@ -406,28 +406,38 @@ def loads_monitors(text: str, source: str = "<string>") -> list[Monitor]:
     return loads_monitor_settings(text, source).monitors
 
 
-def loads_monitor_settings(text: str, source: str = "<string>") -> MonitorSettings:
-    """The monitors and default sets of a YAML document (see :func:`load_monitor_settings`)."""
+def parse_yaml(
+    text: str,
+    source: str,
+    section: str = "monitors",
+    error: type[MonitorConfigError] = MonitorConfigError,
+) -> tuple[yaml.Node | None, Any, list[Problem]]:
+    """A YAML document's node tree (for lines), its data, and the keys given twice under
+    ``section:``; a syntax error raises ``error`` with the line."""
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
-        if root is None:
-            return MonitorSettings([], [])
-        duplicates = duplicate_keys(root)  # before construction flattens merge keys (<<)
-        data = loader.construct_document(root)
+        duplicates = duplicate_keys(root, section)  # before construction flattens merge keys
+        data = None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         what = exc.problem or exc.context or "invalid YAML"
-        raise MonitorConfigError(
+        raise error(
             "invalid YAML", [Problem(line, "", f"YAML syntax error: {what}")], source
         ) from None
     except yaml.YAMLError as exc:
-        raise MonitorConfigError(
-            "invalid YAML", [Problem(None, "", f"YAML error: {exc}")], source
-        ) from None
+        raise error("invalid YAML", [Problem(None, "", f"YAML error: {exc}")], source) from None
     finally:
         loader.dispose()
+    return root, data, duplicates
+
+
+def loads_monitor_settings(text: str, source: str = "<string>") -> MonitorSettings:
+    """The monitors and default sets of a YAML document (see :func:`load_monitor_settings`)."""
+    root, data, duplicates = parse_yaml(text, source)
+    if root is None:
+        return MonitorSettings([], [])
     return validate_monitor_settings(data, source=source, root=root, problems=duplicates)
 
 
