@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import yaml
 
+from watchkeeper.alerting.actions import ActionsConfig, load_actions
+from watchkeeper.alerting.notify import NotifyConfig, NotifyConfigError
 from watchkeeper.monitors.definitions import DynamicCondition, Monitor, MultiLevelCondition
 from watchkeeper.monitors.files import (
     DefaultSet,
@@ -67,27 +70,62 @@ def monitors() -> None:
 @monitors.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def check(file: Path) -> None:
-    """Validate the monitors of FILE (its `monitors:` list) without a server.
+    """Validate the monitors, actions and notifications of FILE without a server.
 
     Exits 0 and prints a table when every monitor is valid (then a line per `- defaults:
-    MODEL` item, which the server resolves); exits 2 and prints every problem as
-    FILE:LINE: field: reason otherwise. Other sections (store:, drift:) are left to
-    `watchkeeper serve`.
+    MODEL` item, which the server resolves, and a count of actions and channels); exits 2
+    and prints every problem as FILE:LINE: field: reason otherwise. The store: and drift:
+    sections are left to `watchkeeper serve`.
     """
+    problems: list[str] = []
+    summaries: list[str] = []
+    found: list[Monitor] = []
+    sets: list[DefaultSet] = []
+    actions = ActionsConfig()
+    notify = NotifyConfig()
     try:
         found, sets = load_monitor_settings(file)
     except MonitorConfigError as exc:
-        for line in exc.lines():
+        problems += exc.lines()
+        summaries.append(exc.message)
+    else:  # the file reads: its other sections can be checked too
+        try:
+            actions = load_actions(file)
+        except MonitorConfigError as exc:
+            problems += exc.lines()
+            summaries.append(exc.message)
+        try:
+            doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+            notify = NotifyConfig.parse(doc.get("notifications") if isinstance(doc, dict) else None)
+        except NotifyConfigError as exc:
+            problems += [f"{file}: {line}" for line in str(exc).splitlines() if line.strip()]
+            summaries.append("invalid notifications")
+    if summaries:
+        for line in problems:
             click.echo(line, err=True)
-        click.echo(f"{file}: {exc.message}", err=True)
+        click.echo(f"{file}: {'; '.join(summaries)}", err=True)
         raise SystemExit(EXIT_BAD_INPUT) from None
     if found:
         click.echo(_table(found))
     for s in sets:
         click.echo(f"+ {_default_set(s)}")
+    names = {m.name for m in found}
+    for a in actions.actions:
+        wanted = a.when.monitors or []
+        unknown = [m for m in wanted if m not in names]
+        if unknown and not sets:  # default sets and API monitors are named at run time
+            click.echo(
+                f"note: action {a.name!r} waits for monitor(s) {', '.join(unknown)} not in"
+                " this file (monitors created through the API count too)",
+                err=True,
+            )
     summary = f"{len(found)} monitor{'' if len(found) == 1 else 's'}"
     if sets:
-        summary += f" and {len(sets)} default set{'' if len(sets) == 1 else 's'}"
+        summary += f", {len(sets)} default set{'' if len(sets) == 1 else 's'}"
+    if actions.actions:
+        summary += f", {len(actions.actions)} action{'' if len(actions.actions) == 1 else 's'}"
+    if notify.channels:
+        summary += f", {len(notify.channels)} channel{'' if len(notify.channels) == 1 else 's'}"
     click.echo(f"{summary} OK")
 
 
