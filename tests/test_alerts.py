@@ -173,6 +173,41 @@ def test_dynamic_monitor_learns_its_band_and_catches_the_spike(server: Server) -
     assert changes[0].value == 120.0 and band["upper"] < 120.0
 
 
+def test_the_series_view_shows_each_window_as_the_engine_judged_it(server: Server) -> None:
+    """GET /monitors/{name}/series: value, breach and threshold or learned band per window —
+    the same verdicts (and the same band) as the engine's transitions."""
+    _traffic(server)
+    changes = _run_through(server, range(12))
+    span = {"start": T0.isoformat(), "end": (T0 + 12 * MINUTE).isoformat()}
+    with server.client() as c:
+        errors = c.get("/api/v1/monitors/errors/series", params=span).json()
+        traffic = c.get("/api/v1/monitors/traffic/series", params=span).json()
+        slow = c.get("/api/v1/monitors/slow/series", params={**span, "segment_value": "us"})
+        missing = c.get("/api/v1/monitors/nope/series")
+        too_long = c.get("/api/v1/monitors/errors/series", params={"start": "2020-01-01T00:00:00Z"})
+    (series,) = errors["series"]
+    assert series["segment_value"] is None and len(series["windows"]) == 12
+    breached = [i for i, w in enumerate(series["windows"]) if w["breach"]]
+    assert breached == [3, 4, 5]  # 50 % errors
+    assert all(w["threshold"] == 0.1 and w["counts"] for w in series["windows"])
+    assert series["windows"][3]["value"] == pytest.approx(0.5)
+
+    (series,) = traffic["series"]
+    spike = series["windows"][10]
+    assert spike["breach"] == "warning" and spike["value"] == 120.0
+    (fired,) = [c for c in changes if c.monitor.name == "traffic" and c.transition.kind == "firing"]
+    band = fired.context["band"]
+    assert spike["armed"] and spike["band"]["lower"] is None  # one-sided: -inf
+    assert (spike["band"]["median"], spike["band"]["upper"]) == (band["median"], band["upper"])
+    assert not series["windows"][0]["armed"]  # no history yet
+
+    assert [s["segment_value"] for s in slow.json()["series"]] == ["us"]
+    assert [i for i, w in enumerate(slow.json()["series"][0]["windows"]) if w["breach"]] == [4]
+    assert missing.status_code == 404
+    assert too_long.status_code == 422
+    assert too_long.json()["error"]["details"][0]["field"] == "start"
+
+
 def test_state_survives_a_restart_and_windows_are_not_counted_twice(
     server: Server, tmp_path: Path
 ) -> None:

@@ -197,7 +197,7 @@ class AlertEngine:
                     continue
                 if state.last_window is not None and p.window_start <= state.last_window:
                     continue
-                severity, context = self._verdict(m, p, history)
+                severity, context = verdict(m, p, history)
                 before = state
                 state, transitions = step(
                     state, Observation(p.window_start, p.value, severity, p.samples),
@@ -280,38 +280,80 @@ class AlertEngine:
         assert self.actions is not None
         return self.actions.requests(record, alert_id, self.dashboard_url)
 
-    def _verdict(
-        self, m: Monitor, p: Point, history: list[tuple[datetime, float | None]]
-    ) -> tuple[str | None, dict[str, Any]]:
-        c = m.condition
-        if isinstance(c, StaticCondition):
-            breach = ev.static(p.value, c.op, c.threshold)
-            return (c.severity if breach else None), {"op": c.op, "threshold": c.threshold}
-        if isinstance(c, MultiLevelCondition):
-            level = ev.multi_level(p.value, c.op, c.warning, c.critical)
-            return level, {"op": c.op, "warning": c.warning, "critical": c.critical}
-        band = ev.dynamic_baseline(
-            history,
-            p.window_start,
-            seasonality=c.seasonality,
-            sensitivity=c.sensitivity,
-            min_history=c.min_history,
-            lookback=c.lookback,
-            direction=c.direction,
-            min_band=c.min_band,
-        )
-        context = {
-            "band": {"lower": band.lower, "upper": band.upper, "median": band.median},
-            "armed": band.armed,
-            "reason": band.reason,
-        }
-        return (c.severity if ev.breaches(p.value, band) else None), context
-
     def _history_loaded(self, m: Monitor) -> bool:
         return m.name in self._history_from_store
 
     def _mark_history_loaded(self, m: Monitor) -> None:
         self._history_from_store.add(m.name)
+
+
+def verdict(
+    m: Monitor, p: Point, history: list[tuple[datetime, float | None]]
+) -> tuple[str | None, dict[str, Any]]:
+    """The severity a window breaches with (None: no breach) and what it was judged against:
+    the threshold(s), or the dynamic band learned from ``history`` (earlier windows)."""
+    c = m.condition
+    if isinstance(c, StaticCondition):
+        breach = ev.static(p.value, c.op, c.threshold)
+        return (c.severity if breach else None), {"op": c.op, "threshold": c.threshold}
+    if isinstance(c, MultiLevelCondition):
+        level = ev.multi_level(p.value, c.op, c.warning, c.critical)
+        return level, {"op": c.op, "warning": c.warning, "critical": c.critical}
+    band = ev.dynamic_baseline(
+        history,
+        p.window_start,
+        seasonality=c.seasonality,
+        sensitivity=c.sensitivity,
+        min_history=c.min_history,
+        lookback=c.lookback,
+        direction=c.direction,
+        min_band=c.min_band,
+    )
+    context = {
+        "band": {"lower": band.lower, "upper": band.upper, "median": band.median},
+        "armed": band.armed,
+        "reason": band.reason,
+    }
+    return (c.severity if ev.breaches(p.value, band) else None), context
+
+
+def judged_series(
+    store: Store,
+    m: Monitor,
+    start: datetime,
+    end: datetime,
+    *,
+    drift: DriftSettings | None = None,
+) -> dict[str | None, list[dict[str, Any]]]:
+    """Each window of [start, end) as the engine judges it — value, sample size, whether it
+    counts (``min_samples``), the severity it breaches with, and the threshold(s) or the
+    dynamic band learned from the windows before it — per segment value (None: the one
+    series). What a chart draws beside the metric."""
+    dynamic = isinstance(m.condition, DynamicCondition)
+    fetch_from = start
+    if isinstance(m.condition, DynamicCondition):
+        fetch_from = start - m.condition.lookback
+    out: dict[str | None, list[dict[str, Any]]] = {}
+    for segment_value, points in monitor_series(store, m, fetch_from, end, settings=drift).items():
+        history: list[tuple[datetime, float | None]] = []
+        rows = out.setdefault(segment_value, [])
+        for p in points:
+            if p.window_start >= start:
+                severity, context = verdict(m, p, history)
+                counts = p.value is not None and p.samples >= max(m.min_samples, 1)
+                rows.append(
+                    {
+                        "window_start": p.window_start,
+                        "value": p.value,
+                        "samples": p.samples,
+                        "counts": counts,
+                        "breach": severity if counts else None,
+                        **context,
+                    }
+                )
+            if dynamic and p.samples:
+                history.append((p.window_start, p.value))
+    return out
 
 
 def _floor(moment: datetime, seconds: int) -> datetime:

@@ -43,7 +43,7 @@ def build_api(
     app.include_router(drift_router(store, keys, drift or DriftSettings()))
     app.include_router(alerts_router(store, keys))
     registry = monitors if monitors is not None else MonitorRegistry(store)
-    app.include_router(monitors_router(store, keys, registry))
+    app.include_router(monitors_router(store, keys, registry, drift))
     app.include_router(serving_router(store, keys))
     app.include_router(actions_router(store, keys, actions or ActionsConfig))
     return app

@@ -7,15 +7,18 @@ lines) are read-only here: the file is their record, reloaded on SIGHUP.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from watchkeeper.alerting.engine import judged_series
 from watchkeeper.api.errors import APIError
-from watchkeeper.api.models import bad_param
+from watchkeeper.api.models import bad_param, parse_range
 from watchkeeper.api.schemas import ERRORS
+from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.monitors.definitions import Monitor
 from watchkeeper.monitors.files import MonitorConfigError, monitor_to_dict, validate_monitor
 from watchkeeper.monitors.registry import (
@@ -28,12 +31,13 @@ from watchkeeper.monitors.registry import (
     ReadOnlyMonitor,
     UnknownMonitor,
 )
-from watchkeeper.store.base import Store
+from watchkeeper.store.base import Store, UnknownModelError
 from watchkeeper.store.keys import KeyInfo, KeyStore
 
 from .auth import require
 
 TASKS = ("classification", "regression", "llm")
+MAX_SERIES_WINDOWS = 5000
 EXAMPLE = {
     "name": "fraud-errors",
     "model": "fraud-scorer",
@@ -108,7 +112,12 @@ def _by(info: KeyInfo) -> str:
     return info.name or f"key {info.prefix}"
 
 
-def monitors_router(store: Store, keys: KeyStore, registry: MonitorRegistry) -> APIRouter:
+def monitors_router(
+    store: Store,
+    keys: KeyStore,
+    registry: MonitorRegistry,
+    drift: DriftSettings | None = None,
+) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["monitors"])
     can_read = Depends(require(keys, "read"))
     can_write = require(keys, "admin")
@@ -157,6 +166,59 @@ def monitors_router(store: Store, keys: KeyStore, registry: MonitorRegistry) -> 
         if entry is None:
             raise APIError(404, "not_found", f"no monitor named {name!r}")
         return _out(entry, await run_in_threadpool(store.alert_states))
+
+    @router.get("/monitors/{name}/series", dependencies=[can_read], responses=ERRORS)
+    async def monitor_series_view(
+        name: str,
+        start: datetime | None = Query(None, description="inclusive; default end - 1d"),
+        end: datetime | None = Query(None, description="exclusive; default now"),
+        segment_value: str | None = Query(
+            None, max_length=256, description="one value of a name:* monitor (default: all)"
+        ),
+    ) -> dict[str, Any]:
+        """Each window as the alert engine judges it: value, samples, whether it counts,
+        the severity it breaches with, and the threshold(s) or the learned band — for a
+        chart to draw beside the metric."""
+        entry = await run_in_threadpool(registry.get, name)
+        if entry is None:
+            raise APIError(404, "not_found", f"no monitor named {name!r}")
+        m = entry.monitor
+        start_, end_ = parse_range(start, end, timedelta(days=1))
+        seconds = m.window_seconds
+        start_ = datetime.fromtimestamp(
+            int(start_.timestamp()) // seconds * seconds, tz=timezone.utc
+        )
+        if (end_ - start_).total_seconds() / seconds > MAX_SERIES_WINDOWS:
+            raise bad_param(
+                "start",
+                f"{m.window} windows from start to end are more than {MAX_SERIES_WINDOWS}:"
+                " shorten the range",
+            )
+
+        def read() -> dict[str, Any]:
+            try:
+                judged = judged_series(store, m, start_, end_, drift=drift)
+            except UnknownModelError:
+                judged = {}
+            if segment_value is not None:
+                judged = {k: v for k, v in judged.items() if k == segment_value}
+            return {
+                "monitor": m.name,
+                "model": m.model,
+                "metric": m.metric,
+                "window": m.window,
+                "condition": m.condition.model_dump(mode="json"),
+                "start": start_,
+                "end": end_,
+                "series": [
+                    {"segment_value": k, "windows": rows}
+                    for k, rows in sorted(
+                        judged.items(), key=lambda kv: (kv[0] is not None, kv[0] or "")
+                    )
+                ],
+            }
+
+        return await run_in_threadpool(read)
 
     @router.post("/monitors", responses=ERRORS, status_code=201)
     async def create_monitor(
