@@ -57,8 +57,11 @@ def test_drift_movers_name_the_feature_and_the_segment(server: RunningServer) ->
         "feature": "amount",
         "severity": "drift",
     }
-    # eu and us did not move: listed after apac, and not as drifted
-    assert all(s["severity"] != "drift" for s in movers["segments"][1:])
+    # eu and us did not move: only apac is named
+    assert [s["segment"] for s in movers["segments"]] == ["region:apac"]
+    # a monitor of one segment value: its features, no breakdown by another segment
+    apac = drift_movers(store, "m", START + HOUR, NOW, segment=("region", "apac"))
+    assert apac["features"][0]["feature"] == "amount" and apac["segments"] == []
     # the first hour is quiet: nothing drifted, nothing named as drifted
     quiet = drift_movers(store, "m", START, START + HOUR)
     assert all(f["severity"] != "drift" for f in quiet["features"] + quiet["segments"])

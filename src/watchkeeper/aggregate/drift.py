@@ -318,9 +318,11 @@ def drift_movers(
 
     ``features``: the features furthest past their drift threshold (statistic ÷ threshold),
     drifted ones first; ``segments``: for each of the model's segment names (at most
-    :data:`MOVER_SEGMENTS`, other than the monitor's own), the segment values in which those
-    features (or ``feature`` alone, for a ``drift:<feature>`` monitor) moved most, each with
-    the feature and statistic. Features without a reference are left out.
+    :data:`MOVER_SEGMENTS`), the segment values in which those features (or ``feature``
+    alone, for a ``drift:<feature>`` monitor) moved past their warning threshold, most first,
+    each with the feature and statistic — for model-wide drift only (counts are kept per one
+    segment at a time, so one segment value is not broken down by another). Features without
+    a reference are left out.
     """
     report = drift_report(
         store,
@@ -340,7 +342,9 @@ def drift_movers(
         f["feature"] for f in features[:1]
     ]
     segments: list[dict[str, Any]] = []
-    names = [n for n in store.get_model(model).segments if not segment or n != segment[0]]
+    # Counts are kept per one segment at a time: a monitor of one segment value cannot be
+    # broken down by another segment, so only model-wide drift lists segment values.
+    names = [] if segment is not None else store.get_model(model).segments
     for name in names[:MOVER_SEGMENTS] if focus else []:
         by = drift_report(
             store,
@@ -358,8 +362,8 @@ def drift_movers(
     segments.sort(key=lambda r: (not r["drifted"], -_ratio(r), r["segment"], r["feature"]))
     seen: set[str] = set()
     moved: list[dict[str, Any]] = []
-    for r in segments:  # one entry per segment value: its feature that moved most
-        if r["segment"] in seen:
+    for r in segments:  # one entry per segment value that moved: its feature that moved most
+        if r["segment"] in seen or r["severity"] not in ("warn", "drift"):
             continue
         seen.add(r["segment"])
         moved.append(_mover(r))

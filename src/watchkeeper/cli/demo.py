@@ -8,7 +8,6 @@ import time
 import urllib.request
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 
@@ -37,8 +36,14 @@ def _wait_for_shutdown() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-DEMO_MONITORS = """
+DEMO_SETTINGS = """\
+# The settings file `watchkeeper demo` writes and serves with: a starting point for your own.
+drift:
+  features:  # time-of-day inputs differ between a short window and the day-long reference
+    hour_of_day: {enabled: false}
+    day_of_week: {enabled: false}
 monitors:
+  - defaults: delivery-eta  # the proposed set: latency, errors, mae, drift, missing values
   - name: fraud-amount-drift
     model: fraud-scorer
     metric: drift:amount
@@ -59,14 +64,20 @@ monitors:
     metric: latency_p95
     window: 5m
     condition: {type: multi_level, op: above, warning: 40, critical: 80}
+actions:
+  - name: fraud-rules-fallback  # send fraud-scorer's traffic to the rules while amounts drift
+    type: fallback
+    when: {monitors: [fraud-amount-drift], kinds: [firing, resolved]}
+    target: rules-v1
+    approval: true              # someone approves it first: watchkeeper actions approve ID
 """
 
 
-def demo_monitors() -> list[Any]:
-    """The demo's monitors (as a user would write them in the settings file)."""
-    from watchkeeper.monitors.files import loads_monitors
-
-    return loads_monitors(DEMO_MONITORS, "demo")
+def write_settings(data_dir: Path) -> Path:
+    """Write the demo's settings file into its data directory (replacing an older one)."""
+    path = data_dir / "demo-settings.yaml"
+    path.write_text(DEMO_SETTINGS, encoding="utf-8")
+    return path
 
 
 def upload_reference(url: str, api_key: str, model: str, csv_text: str) -> None:
@@ -116,7 +127,6 @@ def demo(
     Sends BACKFILL-MINUTES of history first, then streams live traffic, and prints the
     dashboard address and a read key to sign in with.
     """
-    from watchkeeper.drift.settings import DriftSettings
     from watchkeeper.server import ServerConfig, ServerHandle
     from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL, Simulator, reference_csv
 
@@ -127,12 +137,9 @@ def demo(
     read_key = create_key(data_dir, "read", "demo-browser")
 
     click.echo(f"Starting Watchkeeper (data in {data_dir}) ...", err=True)
-    # Time-of-day inputs differ between a short window and the day-long reference by design:
-    # switched off here, as a user would in the drift: section of their settings file.
-    off = {"enabled": False}
-    drift = DriftSettings(features={"hour_of_day": off, "day_of_week": off})
+    settings = write_settings(data_dir)
     handle = ServerHandle(
-        ServerConfig(data_dir=data_dir, host=host, port=port, drift=drift, monitors=demo_monitors())
+        ServerConfig(data_dir=data_dir, host=host, port=port, config_file=settings)
     )
     try:
         handle.start()
@@ -164,7 +171,13 @@ def demo(
         click.echo(f"  Sign in with:       {click.style(read_key, bold=True)}   (read key)")
         click.echo(f"  Admin key (API):    {admin_key}")
         click.echo(f"  Live traffic:       ~{rate:g} events/s from fraud-scorer and delivery-eta")
-        click.echo(f"  Alerts:             {url}api/v1/alerts?status=open   (3 monitors)")
+        click.echo(f"  Alerts:             {url}api/v1/alerts?status=open")
+        click.echo(f"  Monitors:           {url}api/v1/monitors")
+        click.echo(f"  Settings file:      {settings}   (its monitors and actions)")
+        click.echo(
+            "  Actions:            WATCHKEEPER_API_KEY=<admin key> watchkeeper actions list"
+            "   (approve with: watchkeeper actions approve ID)"
+        )
         click.echo("Press Ctrl-C to stop.")
         _wait_for_shutdown()
     finally:
