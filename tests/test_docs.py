@@ -95,3 +95,19 @@ def test_readme_python_example_runs(server: RunningServer, tmp_path: Path) -> No
         return r.status_code == 200 and r.json()["metrics"]["count"][0] == 2
 
     wait_for(arrived)
+
+
+def test_readme_settings_example_is_valid(tmp_path: Path) -> None:
+    """The README's settings file passes `watchkeeper monitors check`."""
+    from click.testing import CliRunner
+
+    from watchkeeper.cli.main import main
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Watch, warn, act") :]
+    block = section[section.index("```yaml") + len("```yaml") :]
+    path = tmp_path / "watchkeeper.yaml"
+    path.write_text(block[: block.index("```")])
+    result = CliRunner().invoke(main, ["monitors", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "1 monitor, 1 default set, 1 action, 1 channel OK"
