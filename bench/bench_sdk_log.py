@@ -7,6 +7,7 @@ transport discards batches so the network is not measured. A tight loop logs far
 than the worker can encode (~10 µs per record), so the worker competes for the GIL and
 the tail (p99.9) shows Python's 5 ms GIL switch interval; p50/p99 are the caller's cost.
 Each call is timed with ``time.perf_counter_ns`` (timer overhead included in both columns).
+``serving_version()`` (a cache read) is compared with a plain ``dict.get`` in the same run.
 Prints one JSON object.
 
     python bench/bench_sdk_log.py [--n 200000]
@@ -82,6 +83,16 @@ def main() -> None:
     monitor.close()
     results["delivered"] = delivered
     results["stats"] = monitor.stats()
+
+    # serving_version() on the request path: a cache read while its refresher thread polls
+    # (here a port nothing listens on, so it keeps retrying with back-off: the worst case).
+    serving = watchkeeper.Monitor(
+        "bench", version="1", url="http://127.0.0.1:9", spool_dir=False, serving_interval=0.5
+    )
+    cache = {"version": "2.3.0"}
+    results["dict_get"] = measure(lambda i: cache.get("version"), args.n)
+    results["serving_version"] = measure(lambda i: serving.serving_version("2.3.0"), args.n)
+    serving.close()
     print(json.dumps(results, indent=2))
 
 
