@@ -25,6 +25,8 @@ bench:              ## benchmarks; record the figures in BENCHMARKS.md
 	$(PYTHON) bench/bench_ingest.py
 	$(PYTHON) bench/bench_query.py
 	$(PYTHON) bench/bench_drift_online.py
+	$(PYTHON) bench/bench_detection.py --markdown
+	$(PYTHON) bench/bench_alert_latency.py
 
 demo: install       ## the server with live simulated traffic
 	watchkeeper demo

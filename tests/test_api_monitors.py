@@ -258,6 +258,8 @@ def test_default_set_by_one_call(server: Server) -> None:
             "fraud.error_rate",
             "fraud.accuracy",
             "fraud.drift_score",
+            "fraud.drift.amount",
+            "fraud.drift.country",
             "fraud.missing.amount",
             "fraud.missing.country",
         ]
@@ -320,6 +322,8 @@ def test_default_set_by_one_line_of_yaml_for_a_model_seen_before(tmp_path: Path)
             ("fraud.latency_p95", "defaults", "fraud"),
             ("fraud.accuracy", "defaults", "fraud"),
             ("fraud.drift_score", "defaults", "fraud"),
+            ("fraud.drift.amount", "defaults", "fraud"),
+            ("fraud.drift.country", "defaults", "fraud"),
             ("fraud.missing.amount", "defaults", "fraud"),
             ("fraud.missing.country", "defaults", "fraud"),
         ]
@@ -443,7 +447,7 @@ def test_default_set_lines_are_validated_with_their_lines(tmp_path: Path) -> Non
     assert result.stdout.splitlines()[-3:] == [
         "+ default set of fraud: the model's task, its features",
         "+ default set of chat: task llm, no features",
-        "1 monitor and 2 default sets OK",
+        "1 monitor, 2 default sets OK",
     ]
 
     bad = tmp_path / "bad.yaml"

@@ -596,6 +596,28 @@ def test_default_monitors_for_a_bare_llm() -> None:
     assert metrics == ["latency_p95", "error_rate", "ttft_p95"]
 
 
+def test_default_monitors_compare_with_the_same_hour_and_wait_for_a_second_window() -> None:
+    """The defaults tuned by bench/bench_detection.py: latency and drift against the same
+    hour of the last days, 2 of 3 windows where one window alone is noise, a drift monitor
+    per named feature (the first five), and every dynamic baseline can arm."""
+    features = ["amount", "country", "c", "d", "e", "f"]
+    monitors = {m.name: m for m in default_monitors("m", "classification", features)}
+    latency = monitors["m.latency_p95"]
+    assert isinstance(latency.condition, DynamicCondition)
+    assert latency.condition.seasonality == "hour_of_day"
+    assert (latency.fire_after, latency.of_last, latency.window) == (2, 3, "5m")
+    drift = [m for m in monitors.values() if m.metric.startswith("drift:")]
+    assert [m.metric for m in drift] == [f"drift:{f}" for f in features[:5]]
+    for m in [*drift, monitors["m.drift_score"]]:
+        assert isinstance(m.condition, DynamicCondition)
+        assert m.condition.seasonality == "hour_of_day" and m.condition.direction == "above"
+        assert m.condition.min_band > 0  # a flat history (always 0) does not alert on noise
+    assert (drift[0].fire_after, drift[0].of_last) == (2, 3)
+    for m in monitors.values():
+        if isinstance(m.condition, DynamicCondition):
+            assert m.condition.history_capacity(m.window_seconds) >= m.condition.min_history
+
+
 def test_dump_round_trips_every_field() -> None:
     monitors = loads_monitors(_yaml(VALID))
     doc = yaml.safe_load(dump_monitors(monitors))
@@ -669,11 +691,13 @@ def test_cli_defaults_round_trip(tmp_path: Path) -> None:
         "fraud-scorer.error_rate",
         "fraud-scorer.accuracy",
         "fraud-scorer.drift_score",
+        "fraud-scorer.drift.amount",
+        "fraud-scorer.drift.country",
         "fraud-scorer.missing.amount",
         "fraud-scorer.missing.country",
     ]
     check = CliRunner().invoke(main, ["monitors", "check", str(path)])
-    assert check.exit_code == 0 and check.stdout.endswith("6 monitors OK\n")
+    assert check.exit_code == 0 and check.stdout.endswith("8 monitors OK\n")
 
 
 def test_cli_as_a_process(tmp_path: Path) -> None:
@@ -689,3 +713,43 @@ def test_cli_as_a_process(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert f"{path}:2: monitors[0].metric: required field 'metric' is missing" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cli_check_also_checks_actions_and_notifications(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        _yaml("""
+        monitors:
+          - {name: a, model: m, metric: error_rate, window: 5m,
+             condition: {type: static, op: above, threshold: 0.1}}
+        actions:
+          - name: retrain
+            type: comand
+        notifications:
+          channels:
+            - {name: ops, type: webhook}
+        """)
+    )
+    result = CliRunner().invoke(main, ["monitors", "check", str(path)])
+    assert result.exit_code == 2
+    err = result.stderr.splitlines()
+    assert err[0].startswith(f"{path}:6: actions[0].type: unknown action type 'comand'")
+    assert any(line.startswith(f"{path}: notifications.channels.0") for line in err)
+    assert err[-1] == f"{path}: 1 problem in the actions; invalid notifications"
+
+    path.write_text(
+        _yaml("""
+        monitors:
+          - {name: a, model: m, metric: error_rate, window: 5m,
+             condition: {type: static, op: above, threshold: 0.1}}
+        actions:
+          - {name: page-ci, type: webhook, url: "http://ci/hook", when: {monitors: [b]}}
+        notifications:
+          channels: [{name: ops, type: webhook, url: "http://hooks/x"}]
+          routes: [{channels: [ops]}]
+        """)
+    )
+    result = CliRunner().invoke(main, ["monitors", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "1 monitor, 1 action, 1 channel OK"
+    assert "action 'page-ci' waits for monitor(s) b" in result.stderr

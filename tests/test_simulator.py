@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 import pytest
 
 from watchkeeper import Monitor
 from watchkeeper.simulator import (
+    DEMO_DRIFT,
     ETA_MODEL,
     FRAUD_MODEL,
     GeneratedEvent,
+    Incident,
     Simulator,
     generate_eta_event,
     generate_event,
@@ -176,3 +179,82 @@ def test_reference_csv_has_features_outputs_labels_and_segments() -> None:
     assert 450 <= table.num_rows <= 500  # errored calls are left out
     eta = pa_csv.read_csv(io.BytesIO(reference_csv(ETA_MODEL, rows=300).encode()))
     assert "segments.city" in eta.column_names and "score" not in eta.column_names
+
+
+def test_incident_knobs_change_only_what_they_name() -> None:
+    """Slower calls, more failures, later labels: the same seed gives the same call with only
+    the named part changed (the features the model saw stay the same)."""
+    for seed in range(100):
+        plain = generate_fraud_event(random.Random(seed), T0)
+        slow = generate_fraud_event(random.Random(seed), T0, incident=Incident(latency_factor=4))
+        late = generate_fraud_event(
+            random.Random(seed), T0, incident=Incident(label_delay_s=(7200.0, 10800.0))
+        )
+        assert slow.log_kwargs["latency_ms"] == pytest.approx(
+            4 * plain.log_kwargs["latency_ms"], rel=0.01
+        )
+        assert slow.log_kwargs["features"] == plain.log_kwargs["features"]
+        assert late.label == plain.label
+        if late.label is not None:
+            assert 7200.0 <= late.label_delay_s <= 10800.0
+    failing = [
+        generate_eta_event(random.Random(seed), T0, incident=Incident(error_rate=1.0))
+        for seed in range(50)
+    ]
+    assert all(e.log_kwargs["status"] == "error" and e.label is None for e in failing)
+
+
+def test_a_wrong_model_answers_at_random_and_accuracy_drops() -> None:
+    """wrong_share: that share of answers is random, so accuracy falls; inputs do not move."""
+
+    def accuracy(incident: Incident) -> float:
+        rng = random.Random(9)
+        events = [generate_fraud_event(rng, T0 + i, incident=incident) for i in range(5_000)]
+        judged = [e for e in events if e.label is not None]
+        return sum(e.log_kwargs["prediction"] == e.label for e in judged) / len(judged)
+
+    assert accuracy(Incident()) > 0.95
+    assert 0.8 < accuracy(Incident(wrong_share=0.25)) < 0.92
+
+
+def test_drift_of_one_feature_in_one_segment() -> None:
+    """drift_feature moves in drift_segment only; every other feature stays; a feature that is
+    not a number is refused."""
+    incident = Incident(drift_feature="distance_km", drift_scale=0.5, drift_segment="city:paris")
+    for seed in range(200):
+        plain = generate_eta_event(random.Random(seed), T0)
+        moved = generate_eta_event(random.Random(seed), T0, incident=incident)
+        fp, fm = plain.log_kwargs["features"], moved.log_kwargs["features"]
+        paris = plain.log_kwargs["segments"]["city"] == "paris"
+        assert fm["distance_km"] == pytest.approx(fp["distance_km"] * (0.5 if paris else 1.0))
+        assert {k: v for k, v in fm.items() if k != "distance_km"} == {
+            k: v for k, v in fp.items() if k != "distance_km"
+        }
+    with pytest.raises(ValueError, match="not a number feature"):
+        generate_eta_event(random.Random(1), T0, incident=Incident(drift_feature="vehicle"))
+    assert DEMO_DRIFT.drifts({"region": "apac"}) and not DEMO_DRIFT.drifts({"region": "eu"})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"latency_factor": 0}, "latency_factor"),
+        ({"error_rate": 1.5}, "error_rate"),
+        ({"label_delay_s": (10.0, 5.0)}, "label_delay_s"),
+        ({"wrong_share": -0.1}, "wrong_share"),
+        ({"drift_segment": "apac"}, "name:value"),
+    ],
+)
+def test_incident_knobs_are_checked(kwargs: dict[str, Any], match: str) -> None:
+    """A knob out of range is refused when the incident is made, naming the knob."""
+    with pytest.raises(ValueError, match=match):
+        Incident(**kwargs)
+
+
+def test_reference_csv_can_be_pinned_in_time() -> None:
+    """start and days make the reference independent of the clock (same text twice)."""
+    first = reference_csv(ETA_MODEL, rows=200, start=T0, days=7)
+    assert first == reference_csv(ETA_MODEL, rows=200, start=T0, days=7)
+    assert first != reference_csv(ETA_MODEL, rows=200, start=T0, days=1)
+    with pytest.raises(ValueError, match="days"):
+        reference_csv(ETA_MODEL, rows=10, days=0)

@@ -5,7 +5,10 @@ predicts delivery time in minutes (regression, two versions live side by side). 
 arrives 1-5 simulated minutes after a prediction for most events, through ``log_actual``.
 
 The ``generate_*`` functions are pure (an ``random.Random`` and a timestamp in, an event out)
-so they can be tested without a server; :class:`Simulator` only schedules and sends.
+so they can be tested without a server; :class:`Simulator` only schedules and sends. An
+:class:`Incident` passed to them turns normal traffic into a scenario (slower calls, more
+errors, late labels, a worse model, one feature drifting in one segment): the detection
+benchmark (``bench/bench_detection.py``) is built on it.
 """
 
 from __future__ import annotations
@@ -62,6 +65,53 @@ class GeneratedEvent:
 MonitorFactory = Callable[[str, str], Monitor]  # (model, version) -> Monitor
 
 
+@dataclass(frozen=True)
+class Incident:
+    """What goes wrong in the traffic of one event; the defaults change nothing.
+
+    ``latency_factor`` multiplies the call's latency; ``error_rate`` replaces the model's
+    usual share of failed calls; ``label_delay_s`` (low, high) replaces the 60-300 s after
+    which the truth arrives; ``wrong_share`` is the share of calls the model answers at
+    random (a broken input, a bad deploy: quality drops, nothing else moves);
+    ``drift_feature`` is multiplied by ``drift_scale`` (a number feature), for events of
+    ``drift_segment`` only (``region:apac``; None for every event).
+    """
+
+    latency_factor: float = 1.0
+    error_rate: float | None = None
+    label_delay_s: tuple[float, float] | None = None
+    wrong_share: float = 0.0
+    drift_feature: str | None = None
+    drift_scale: float = 1.0
+    drift_segment: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.latency_factor > 0:
+            raise ValueError(f"latency_factor must be positive, not {self.latency_factor}")
+        if self.error_rate is not None and not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError(f"error_rate must be between 0 and 1, not {self.error_rate}")
+        delay = self.label_delay_s
+        if delay is not None and not 0 <= delay[0] <= delay[1]:
+            raise ValueError(f"label_delay_s must be (low, high), 0 <= low <= high, not {delay}")
+        if not 0.0 <= self.wrong_share <= 1.0:
+            raise ValueError(f"wrong_share must be between 0 and 1, not {self.wrong_share}")
+        if self.drift_segment is not None and ":" not in self.drift_segment:
+            raise ValueError(f"drift_segment must be name:value, not {self.drift_segment!r}")
+
+    def drifts(self, segments: dict[str, str]) -> bool:
+        """Whether ``drift_feature`` moves for an event with these segments."""
+        if self.drift_feature is None:
+            return False
+        if self.drift_segment is None:
+            return True
+        name, _, value = self.drift_segment.partition(":")
+        return segments.get(name) == value
+
+
+NO_INCIDENT = Incident()
+DEMO_DRIFT = Incident(drift_feature="amount", drift_scale=3.0, drift_segment="region:apac")
+
+
 def _latency(rng: random.Random, median_ms: float) -> float:
     """Log-normal latency with an occasional slow tail (GC pause, cold cache)."""
     value = rng.lognormvariate(math.log(median_ms), 0.35)
@@ -70,16 +120,41 @@ def _latency(rng: random.Random, median_ms: float) -> float:
     return round(value, 3)
 
 
-def _label_delay(rng: random.Random, share: float) -> float | None:
+def _label_delay(
+    rng: random.Random, share: float, delay: tuple[float, float] | None = None
+) -> float | None:
     """Seconds until the truth arrives, or None when it never does."""
-    return rng.uniform(60.0, 300.0) if rng.random() < share else None
+    low, high = delay or (60.0, 300.0)
+    return rng.uniform(low, high) if rng.random() < share else None
 
 
-def generate_fraud_event(rng: random.Random, ts: float, drifted: bool = False) -> GeneratedEvent:
+def _drift(f: Features, segments: dict[str, str], incident: Incident) -> None:
+    """Move ``incident.drift_feature`` in place, for the events it applies to."""
+    if not incident.drifts(segments):
+        return
+    assert incident.drift_feature is not None
+    value = f.get(incident.drift_feature)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(
+            f"drift_feature {incident.drift_feature!r} is not a number feature of this model"
+        )
+    moved = value * incident.drift_scale
+    f[incident.drift_feature] = round(moved) if isinstance(value, int) else round(moved, 3)
+
+
+def generate_fraud_event(
+    rng: random.Random,
+    ts: float,
+    drifted: bool = False,
+    *,
+    incident: Incident = NO_INCIDENT,
+) -> GeneratedEvent:
     """A card transaction scored by ``fraud-scorer``, with its true label.
 
     ``drifted``: the demo's incident — an upstream change in the apac region sends amounts in
-    local currency (about 3 times larger), so ``amount`` drifts there and nowhere else.
+    local currency (about 3 times larger), so ``amount`` drifts there and nowhere else (the
+    same as ``incident=DEMO_DRIFT``). ``incident``: any change of the traffic (see
+    :class:`Incident`); it wins over ``drifted``.
     """
     fraud = rng.random() < 0.02
     region = rng.choices(("eu", "us", "apac"), weights=(0.45, 0.4, 0.15))[0]
@@ -99,9 +174,10 @@ def generate_fraud_event(rng: random.Random, ts: float, drifted: bool = False) -
     cvv_match = None if channel == "pos" else rng.random() > (0.15 if fraud else 0.02)
     card_type = rng.choices(("debit", "credit", "prepaid"), weights=(5, 4, 3 if fraud else 1))[0]
     device = "none" if channel == "pos" else rng.choice(("ios", "android", "windows", "macos"))
-    scale = 3.0 if drifted and region == "apac" else 1.0
+    if drifted:
+        incident = DEMO_DRIFT if incident == NO_INCIDENT else incident
     f: Features = {
-        "amount": round(avg_amount * ratio * scale, 2),
+        "amount": round(avg_amount * ratio, 2),
         "avg_amount_30d": round(avg_amount, 2),
         "amount_to_avg_ratio": round(ratio, 3),
         "account_age_days": age_days,
@@ -136,24 +212,31 @@ def generate_fraud_event(rng: random.Random, ts: float, drifted: bool = False) -
         + rng.gauss(0.0, 1.0)
     )
     score = 1.0 / (1.0 + math.exp(-logit))
-    errored = rng.random() < 0.005
+    if incident.wrong_share and rng.random() < incident.wrong_share:
+        score = rng.random()  # the model answers at random
+    errored = rng.random() < (0.005 if incident.error_rate is None else incident.error_rate)
+    segments = {"region": region, "channel": channel}
+    _drift(f, segments, incident)
     kwargs: dict[str, Any] = {
         "features": f,
         "prediction": None if errored else int(score >= FRAUD_THRESHOLD),
         "score": None if errored else round(score, 6),
-        "latency_ms": _latency(rng, 60.0 if errored else 16.0),
-        "segments": {"region": region, "channel": channel},
+        "latency_ms": _latency(rng, (60.0 if errored else 16.0) * incident.latency_factor),
+        "segments": segments,
         "status": "error" if errored else "ok",
         "error": rng.choice(_ERRORS) if errored else None,
         "timestamp": ts,
     }
-    delay = None if errored else _label_delay(rng, 0.7)
+    delay = None if errored else _label_delay(rng, 0.7, incident.label_delay_s)
     label = None if delay is None else int(fraud)
     return GeneratedEvent(FRAUD_MODEL, "v3", kwargs, label, delay or 0.0)
 
 
-def generate_eta_event(rng: random.Random, ts: float) -> GeneratedEvent:
-    """A food delivery whose duration ``delivery-eta`` predicts (v1, or the v2 canary)."""
+def generate_eta_event(
+    rng: random.Random, ts: float, *, incident: Incident = NO_INCIDENT
+) -> GeneratedEvent:
+    """A food delivery whose duration ``delivery-eta`` predicts (v1, or the v2 canary);
+    ``incident``: a change of the traffic (see :class:`Incident`)."""
     version = "v2" if rng.random() < ETA_V2_SHARE else "v1"
     city = rng.choices(tuple(_CITIES), weights=(3, 4, 2, 2))[0]
     hour = int(ts // 3600) % 24
@@ -188,37 +271,54 @@ def generate_eta_event(rng: random.Random, ts: float) -> GeneratedEvent:
     actual = max(5.0, base + rng.gauss(0.0, 4.0))
     noise, bias = (5.0, 2.5) if version == "v1" else (3.0, 0.3)
     predicted = max(5.0, base + bias + rng.gauss(0.0, noise))
-    errored = rng.random() < 0.003
+    if incident.wrong_share and rng.random() < incident.wrong_share:
+        predicted = rng.uniform(5.0, 90.0)  # the model answers at random
+    errored = rng.random() < (0.003 if incident.error_rate is None else incident.error_rate)
+    segments = {"city": city}
+    _drift(f, segments, incident)
     kwargs: dict[str, Any] = {
         "features": f,
         "prediction": None if errored else round(predicted, 2),
-        "latency_ms": _latency(rng, 9.0 if version == "v2" else 12.0),
-        "segments": {"city": city},
+        "latency_ms": _latency(rng, (9.0 if version == "v2" else 12.0) * incident.latency_factor),
+        "segments": segments,
         "status": "error" if errored else "ok",
         "error": "RuntimeError: routing engine returned no path" if errored else None,
         "timestamp": ts,
     }
-    delay = None if errored else _label_delay(rng, 0.9)
+    delay = None if errored else _label_delay(rng, 0.9, incident.label_delay_s)
     label = None if delay is None else round(actual, 2)
     return GeneratedEvent(ETA_MODEL, version, kwargs, label, delay or 0.0)
 
 
-def generate_event(rng: random.Random, ts: float, drifted: bool = False) -> GeneratedEvent:
+def generate_event(
+    rng: random.Random, ts: float, drifted: bool = False, *, incident: Incident = NO_INCIDENT
+) -> GeneratedEvent:
     """One event from the mix of models the simulator serves."""
     if rng.random() < FRAUD_SHARE:
-        return generate_fraud_event(rng, ts, drifted)
-    return generate_eta_event(rng, ts)
+        return generate_fraud_event(rng, ts, drifted, incident=incident)
+    return generate_eta_event(rng, ts, incident=incident)
 
 
-def reference_csv(model: str, rows: int = 20_000, seed: int = 1) -> str:
+def reference_csv(
+    model: str,
+    rows: int = 20_000,
+    seed: int = 1,
+    *,
+    start: float | None = None,
+    days: float = 1.0,
+) -> str:
     """A reference (training) set for ``model`` as CSV text: features, prediction, score and
-    label of ``rows`` events spread over a day (so hour-of-day features cover every hour)."""
+    label of ``rows`` events spread over ``days`` from ``start`` (a Unix time; default
+    ``days`` ago), so hour-of-day features cover every hour."""
+    if days <= 0:
+        raise ValueError(f"days must be positive, not {days}")
     rng = random.Random(seed)
     gen = generate_fraud_event if model == FRAUD_MODEL else generate_eta_event
     out: list[dict[str, Any]] = []
-    base = time.time() - 86_400
+    span = 86_400 * days
+    base = time.time() - span if start is None else start
     for i in range(rows):
-        event = gen(rng, base + 86_400 * i / rows)
+        event = gen(rng, base + span * i / rows)
         if event.log_kwargs["status"] == "error" or event.version == "v2":
             continue
         row: dict[str, Any] = dict(event.log_kwargs["features"])
