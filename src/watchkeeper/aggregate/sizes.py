@@ -4,6 +4,8 @@ importing the store interface."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 WINDOWS: dict[str, int | None] = {
     "1m": 60,
     "5m": 300,
@@ -12,3 +14,9 @@ WINDOWS: dict[str, int | None] = {
     "1d": 86400,
     "all": None,
 }
+
+
+def floor_to(moment: datetime, seconds: int) -> datetime:
+    """The start (UTC) of the ``seconds``-long window holding ``moment``; windows are
+    aligned to multiples of their length since the epoch."""
+    return datetime.fromtimestamp(int(moment.timestamp()) // seconds * seconds, tz=timezone.utc)

@@ -6,10 +6,10 @@ window and turns them into metric values with :mod:`watchkeeper.metrics`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
-from watchkeeper.aggregate.sizes import WINDOWS
+from watchkeeper.aggregate.sizes import WINDOWS, floor_to
 from watchkeeper.metrics import WindowAggregate, compute
 from watchkeeper.store.base import Store, WindowQuery
 
@@ -29,8 +29,7 @@ def metric_series(
     seconds = WINDOWS[window]
     start = start.replace(microsecond=0)  # windows start on whole seconds
     if seconds is not None:
-        epoch = int(start.timestamp()) // seconds * seconds
-        start = datetime.fromtimestamp(epoch, tz=timezone.utc)
+        start = floor_to(start, seconds)
     query = WindowQuery(model, start, end, seconds, version, segment)
     found = dict(store.window_aggregates(query, names))
     if seconds is None:

@@ -24,11 +24,12 @@ import logging
 from bisect import insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from watchkeeper.aggregate.drift import drift_movers
 from watchkeeper.aggregate.monitor_series import Point, monitor_series
+from watchkeeper.aggregate.sizes import floor_to
 from watchkeeper.alerting.actions import ActionsConfig
 from watchkeeper.alerting.notify import NotifyConfig, encode, payload
 from watchkeeper.drift.settings import DriftSettings
@@ -110,13 +111,6 @@ class AlertEngine:
         self._history_from_store: set[str] = set()  # dynamic monitors whose history is loaded
         self._loaded = False
 
-    def replace(self, monitors: list[Monitor], notify: NotifyConfig | None) -> None:
-        """New definitions (a reload): series states stay, learned histories are re-read."""
-        self.monitors = [m for m in monitors if m.enabled]
-        self.notify = notify
-        self._history = {}
-        self._history_from_store = set()
-
     def _sync(self) -> None:
         """Take the registry's monitors when they changed: series states stay; the learned
         history of a monitor whose definition changed, or that is gone, is re-read."""
@@ -173,7 +167,7 @@ class AlertEngine:
 
     def _run_monitor(self, m: Monitor, now: datetime, result: RunResult) -> None:
         w = timedelta(seconds=m.window_seconds)
-        closed_end = _floor(now - self.settle, m.window_seconds)
+        closed_end = floor_to(now - self.settle, m.window_seconds)
         latest = closed_end - w  # start of the newest closed window
         mine = {k: s for k, s in self.states.items() if k.split("|", 1)[0] == m.name}
         starts = [s.last_window + w for s in mine.values() if s.last_window is not None]
@@ -354,11 +348,6 @@ def judged_series(
             if dynamic and p.samples:
                 history.append((p.window_start, p.value))
     return out
-
-
-def _floor(moment: datetime, seconds: int) -> datetime:
-    epoch = int(moment.timestamp()) // seconds * seconds
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
 def _record(c: AlertChange) -> dict[str, Any]:

@@ -7,13 +7,14 @@ lines) are read-only here: the file is their record, reloaded on SIGHUP.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from watchkeeper.aggregate.sizes import floor_to
 from watchkeeper.alerting.engine import judged_series
 from watchkeeper.api.errors import APIError
 from watchkeeper.api.models import bad_param, parse_range
@@ -185,9 +186,7 @@ def monitors_router(
         m = entry.monitor
         start_, end_ = parse_range(start, end, timedelta(days=1))
         seconds = m.window_seconds
-        start_ = datetime.fromtimestamp(
-            int(start_.timestamp()) // seconds * seconds, tz=timezone.utc
-        )
+        start_ = floor_to(start_, seconds)
         if (end_ - start_).total_seconds() / seconds > MAX_SERIES_WINDOWS:
             raise bad_param(
                 "start",
