@@ -456,10 +456,12 @@ def payload(change: Mapping[str, Any], alert_id: int, dashboard: str | None) -> 
 
 def _breaching_for(since: Any, at: Any, window: Any) -> str | None:
     """From the first breaching window's start to the end of this one, in words (``25m``)."""
-    start, last = _as_datetime(since), _as_datetime(at)
-    if start is None or last is None or window not in MONITOR_WINDOWS:
+    if not (isinstance(since, datetime) and isinstance(at, datetime)):
+        return None  # the engine's records carry datetimes; anything else says nothing
+    if window not in MONITOR_WINDOWS:
         return None
-    seconds = int((last - start).total_seconds()) + MONITOR_WINDOWS[window]
+    since, at = (d if d.tzinfo else d.replace(tzinfo=timezone.utc) for d in (since, at))
+    seconds = int((at - since).total_seconds()) + MONITOR_WINDOWS[window]
     if seconds <= 0:
         return None
     days, rest = divmod(seconds, 86_400)
@@ -471,14 +473,6 @@ def _breaching_for(since: Any, at: Any, window: Any) -> str | None:
         f"{minutes}m" if minutes else "",
     ]
     return " ".join(p for p in parts if p) or f"{seconds}s"
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return None
 
 
 def moved_most(msg: Mapping[str, Any]) -> str | None:
