@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian 12 machine: the Python package
 # with its pinned test dependencies, Debian's Chromium for the browser tests and Prometheus
-# Alertmanager for the notification tests.
+# Alertmanager for the notification tests, Prometheus for the /metrics scrape test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 # Debian packages the tests drive for real: Chromium (browser tests) and Prometheus
-# Alertmanager (the alertmanager notification channel).
+# Alertmanager (the alertmanager notification channel), Prometheus (scrapes /metrics).
 MISSING=""
 command -v chromium >/dev/null 2>&1 || MISSING="$MISSING chromium"
 command -v prometheus-alertmanager >/dev/null 2>&1 || MISSING="$MISSING prometheus-alertmanager"
+command -v prometheus >/dev/null 2>&1 || MISSING="$MISSING prometheus"
 if [ -n "$MISSING" ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"

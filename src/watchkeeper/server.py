@@ -22,6 +22,7 @@ from watchkeeper.alerting.actions import ActionConfigError, ActionsConfig, load_
 from watchkeeper.alerting.engine import AlertEngine
 from watchkeeper.alerting.notify import Notifier, NotifyConfig, NotifyConfigError
 from watchkeeper.api.app import build_api
+from watchkeeper.api.prometheus import MetricsSettings
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import DriftConfigError
 from watchkeeper.monitors.definitions import Monitor
@@ -38,7 +39,7 @@ from watchkeeper.store.keys import KeyStore
 log = logging.getLogger("watchkeeper.server")
 
 SETTINGS_KEYS = {"memory_limit", "max_pending_rows", "checkpoint_threshold"}
-SECTIONS = {"store", "drift", "monitors", "notifications", "actions"}
+SECTIONS = {"store", "drift", "monitors", "notifications", "actions", "metrics"}
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,7 @@ class ServerConfig:
     monitors: list[Monitor] | None = None  # added to the config file's monitors: section
     notify_interval: float = 1.0  # seconds between outbox deliveries (0: never on its own)
     action_interval: float = 1.0  # seconds between claims of queued action runs (0: never)
+    metrics: MetricsSettings | None = None  # overrides the config file's metrics: section
 
 
 def _load_doc(path: Path | None) -> dict[str, Any]:
@@ -124,6 +126,14 @@ def load_action_settings(path: Path | None) -> ActionsConfig:
         raise ConfigError("\n".join(exc.lines())) from None
 
 
+def load_metrics_settings(path: Path | None) -> MetricsSettings:
+    """The YAML config's ``metrics:`` section (GET /metrics, docs/prometheus.md)."""
+    try:
+        return MetricsSettings.from_config(_load_doc(path).get("metrics"))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 def load_drift_settings(path: Path | None) -> DriftSettings:
     """Read the YAML config's ``drift:`` section (methods and thresholds per feature)."""
     doc = _load_doc(path).get("drift")
@@ -189,6 +199,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.notifier = notifier
     app.state.action_runner = runner
     app.state.monitors = registry
+    app.state.metrics_settings = config.metrics or load_metrics_settings(config.config_file)
     return app
 
 
@@ -233,6 +244,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.runs = 0
         self.last_run_seconds = 0.0
+        self.last_run_at = time.time()  # wall clock of the last run's end (first: creation)
 
     def start(self) -> None:
         if self.interval <= 0:
@@ -252,6 +264,7 @@ class Scheduler:
                 log.exception("the alert engine failed; trying again next run")
             self.runs += 1
             self.last_run_seconds = time.perf_counter() - t0
+            self.last_run_at = time.time()
 
     def stop(self) -> None:
         self._stop.set()

@@ -52,6 +52,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from watchkeeper.monitors.definitions import MONITOR_WINDOWS
+from watchkeeper.telemetry import Counter
 
 log = logging.getLogger("watchkeeper.notify")
 
@@ -515,6 +516,7 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self.delivered = 0
         self.failures = 0
+        self.attempts = Counter()  # (channel, delivered|failed), read by GET /metrics
 
     def start(self) -> None:
         if self.interval <= 0:
@@ -547,6 +549,7 @@ class Notifier:
             if not ok and row["attempts"] + 1 >= MAX_ATTEMPTS:
                 retry = None  # given up: stays in the outbox as failed
             self.store.notification_result(row["id"], ok, error, retry)
+            self.attempts.inc((row["channel"], "delivered" if ok else "failed"))
             if ok:
                 sent += 1
                 self.delivered += 1

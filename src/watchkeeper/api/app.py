@@ -16,6 +16,8 @@ from watchkeeper.api.health import health_router
 from watchkeeper.api.ingest import ingest_router
 from watchkeeper.api.models import models_router
 from watchkeeper.api.monitors import monitors_router
+from watchkeeper.api.prometheus import metrics_router
+from watchkeeper.api.segments import segments_router
 from watchkeeper.api.serving import serving_router
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.monitors.registry import MonitorRegistry
@@ -40,10 +42,12 @@ def build_api(
     app.include_router(health_router(store))
     app.include_router(ingest_router(store, keys))
     app.include_router(models_router(store, keys))
+    app.include_router(segments_router(store, keys))
     app.include_router(drift_router(store, keys, drift or DriftSettings()))
     app.include_router(alerts_router(store, keys))
     registry = monitors if monitors is not None else MonitorRegistry(store)
     app.include_router(monitors_router(store, keys, registry, drift))
     app.include_router(serving_router(store, keys))
     app.include_router(actions_router(store, keys, actions or ActionsConfig))
+    app.include_router(metrics_router(store, keys, app.state, drift))
     return app

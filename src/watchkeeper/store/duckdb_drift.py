@@ -53,6 +53,7 @@ from watchkeeper.store.base import (
 )
 from watchkeeper.store.duckdb_reads import _naive, first
 from watchkeeper.store.duckdb_upkeep import ModelState
+from watchkeeper.telemetry import StoreTelemetry
 
 log = logging.getLogger("watchkeeper.store")
 
@@ -151,6 +152,7 @@ class Drift:
     _models: dict[str, ModelState]
     _models_lock: threading.Lock
     _counters: dict[str, float]
+    telemetry: StoreTelemetry
     _submit: Callable[..., Any]
     _rollback: Callable[[], None]
     _require: Callable[[str], ModelState]
@@ -426,6 +428,7 @@ class Drift:
 
     def record_rejected(self, model: str, code: str, rows_with_errors: int) -> None:
         """Count a refused batch of a known model (a data-quality metric); never raises."""
+        self.telemetry.rejected(code, int(rows_with_errors))
         m = self._models.get(model)
         if m is None:
             return

@@ -50,6 +50,7 @@ from watchkeeper.store.duckdb_reads import Reads, first
 from watchkeeper.store.duckdb_serving import DDL as SERVING_DDL
 from watchkeeper.store.duckdb_serving import Serving
 from watchkeeper.store.duckdb_upkeep import MINUTE, ModelState, Upkeep
+from watchkeeper.telemetry import StoreTelemetry
 
 log = logging.getLogger("watchkeeper.store")
 
@@ -133,6 +134,7 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving
             "rollups": 0,
             "feature_rows": 0,
         }
+        self.telemetry = StoreTelemetry()  # read by GET /metrics
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -212,6 +214,7 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving
             raise StoreClosedError("the server is shutting down; retry shortly")
         with self._pending_lock:
             if self._pending_rows + rows > self._max_pending_rows and self._pending_rows > 0:
+                self.telemetry.rejected("busy", rows)
                 raise StoreBusyError(
                     f"the write queue is full ({self._pending_rows} rows waiting); retry shortly"
                 )
@@ -301,6 +304,7 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving
         self._counters["commits"] += 1
         self._counters["commit_seconds_total"] += elapsed
         self._counters["last_commit_seconds"] = elapsed
+        self.telemetry.commit_seconds.observe(elapsed)
         for op, result in zip(ready, results, strict=True):
             self._finish(op, result=result)
 
@@ -331,6 +335,8 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving
         if isinstance(result, IngestResult):
             self._counters["committed_rows"] += result.accepted
             self._counters["duplicate_rows"] += result.duplicates
+            kind = "events" if op.events is not None else "actuals"
+            self.telemetry.ingested(kind, result.accepted, result.duplicates)
         op.future.set_result(result)
 
     def _rollback(self) -> None:
