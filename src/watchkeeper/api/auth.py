@@ -1,7 +1,10 @@
 """API-key authentication: ``Authorization: Bearer``, ``X-API-Key``, or the dashboard cookie.
 
-The cookie (set by the dashboard's login page) is accepted on GET requests only, so a page
-from another site cannot make a signed-in browser write anything.
+The cookie (set by the dashboard's login page) is accepted on GET requests, and on writes only
+together with the header ``X-Watchkeeper-Request`` that the dashboard's own scripts send: a
+page from another site cannot add a custom header to a cross-site request without a CORS
+pre-flight, which this server never grants, so it cannot make a signed-in browser write
+anything (the cookie is also ``SameSite=Strict``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from watchkeeper.api.errors import APIError
 from watchkeeper.store.keys import KeyInfo, KeyStore
 
 COOKIE = "wk_key"
+CSRF_HEADER = "x-watchkeeper-request"
 
 
 def presented_key(request: Request) -> str | None:
@@ -26,7 +30,7 @@ def presented_key(request: Request) -> str | None:
     key = request.headers.get("x-api-key")
     if key:
         return key.strip()
-    if request.method in ("GET", "HEAD"):
+    if request.method in ("GET", "HEAD") or request.headers.get(CSRF_HEADER):
         return request.cookies.get(COOKIE)
     return None
 

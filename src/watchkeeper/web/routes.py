@@ -6,10 +6,13 @@ the ``wk_key`` cookie set here); this module only renders shells and handles the
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
+from functools import cache
+from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,14 +21,27 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from watchkeeper._version import __version__
 
 COOKIE_NAME = "wk_key"
+# The model page's tabs, in the order the tab bar shows them: (path, label).
+TABS = (
+    ("operations", "Operations"),
+    ("quality", "Quality"),
+    ("drift", "Drift"),
+    ("data-quality", "Data quality"),
+    ("segments", "Segments"),
+    ("llm", "LLM"),
+    ("alerts", "Alerts"),
+)
+_TAB_LABELS = dict(TABS)
 COOKIE_MAX_AGE = 30 * 24 * 3600  # sign in once a month
 READ_SCOPES = frozenset({"read", "admin"})
 _MAX_FORM_BYTES = 4096
 _HERE = Path(__file__).parent
 _MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+# Scripts only from this server (no inline script, no eval). Styles also allow inline ones:
+# plotly.js writes <style> elements and style attributes while it draws.
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -59,6 +75,16 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
     return files
 
 
+@cache
+def plotly_bundle() -> tuple[bytes, bytes, str]:
+    """plotly.js as shipped inside the installed ``plotly`` Python package (its offline
+    bundle), raw and gzipped, with the package's version: nothing comes from a CDN."""
+    import plotly
+
+    raw = package_files("plotly").joinpath("package_data", "plotly.min.js").read_bytes()
+    return raw, gzip.compress(raw, compresslevel=6), str(plotly.__version__)
+
+
 def web_router(verify_key: VerifyKey) -> APIRouter:
     """Routes for the dashboard pages, sign-in/out, static files and the favicon."""
     router = APIRouter(include_in_schema=False)
@@ -79,12 +105,36 @@ def web_router(verify_key: VerifyKey) -> APIRouter:
         info = verify_key(raw) if raw else None
         return info if info is not None and info.scope in READ_SCOPES else None
 
-    @router.get("/", response_class=HTMLResponse)
-    def overview(request: Request) -> Response:
+    def signed_in_page(request: Request, name: str, **context: object) -> Response:
         info = signed_in(request)
         if info is None:
             return RedirectResponse("/login", status_code=303)
-        return page("overview.html", key_name=info.name, key_scope=info.scope)
+        return page(name, 200, key_name=info.name, key_scope=info.scope, **context)
+
+    @router.get("/", response_class=HTMLResponse)
+    def overview(request: Request) -> Response:
+        return signed_in_page(request, "overview.html", nav="models")
+
+    @router.get("/alerts", response_class=HTMLResponse)
+    def alerts_page(request: Request) -> Response:
+        return signed_in_page(request, "alerts.html", nav="alerts")
+
+    @router.get("/monitors", response_class=HTMLResponse)
+    def monitors_page(request: Request) -> Response:
+        return signed_in_page(request, "monitors.html", nav="monitors")
+
+    @router.get("/models/{model}", response_class=HTMLResponse)
+    def model_page(model: str, request: Request) -> Response:
+        target = f"/models/{quote(model, safe='')}/operations"
+        if request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse(target, status_code=307)
+
+    @router.get("/models/{model}/{tab}", response_class=HTMLResponse)
+    def model_tab(model: str, tab: str, request: Request) -> Response:
+        if tab not in _TAB_LABELS:
+            return page("not_found.html", 404, what=f"There is no “{tab}” tab.")
+        return signed_in_page(request, "model.html", nav="models", model=model, tab=tab, tabs=TABS)
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form() -> Response:
@@ -132,6 +182,22 @@ def web_router(verify_key: VerifyKey) -> APIRouter:
             return Response("Not found", status_code=404, media_type="text/plain")
         content, media_type = static[name]
         return Response(content, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+    @router.get("/static/vendor/plotly.min.js")
+    def plotly_js(request: Request) -> Response:
+        raw, packed, version = plotly_bundle()
+        etag = f'"plotly-{version}"'
+        headers = {
+            "Cache-Control": "public, max-age=86400",
+            "ETag": etag,
+            "Vary": "Accept-Encoding",
+        }
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(packed, media_type="text/javascript; charset=utf-8", headers=headers)
+        return Response(raw, media_type="text/javascript; charset=utf-8", headers=headers)
 
     @router.get("/favicon.ico")
     def favicon() -> Response:
