@@ -6,7 +6,11 @@ them into verdicts with :mod:`watchkeeper.drift`. The API and, later, the monito
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,6 +20,7 @@ from watchkeeper.drift.quality import feature_quality
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import (
     FeatureDrift,
+    MethodChoice,
     check_method,
     compare,
     judge,
@@ -25,6 +30,56 @@ from watchkeeper.drift.stats import (
 from watchkeeper.store.base import Store
 
 MULTIVARIATE_ROWS = 5000
+COMPARE_CACHE_SIZE = 20_000  # heat-map cells remembered (a few hundred bytes each)
+
+
+def _fingerprint(c: Counts) -> bytes:
+    """A digest of everything :func:`compare` reads from a Counts."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in (c.n, c.sums, c.squares, c.mins, c.maxs):
+        h.update(a.tobytes())
+    h.update(f"{c.null},{c.invalid},{len(c.n)}".encode())
+    return h.digest()
+
+
+class _CompareCache:
+    """Heat-map cells already computed, keyed by the *content* of their inputs (layout,
+    method, reference and window counts), so a refresh recomputes only the windows whose
+    counts changed (the newest, or those a late event reached): a new write changes the
+    counts, hence the key, and can never be answered from an older result."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._cells: OrderedDict[tuple[Any, ...], FeatureDrift] = OrderedDict()
+
+    def compare(
+        self,
+        name: str,
+        lay: Layout,
+        ref: Counts,
+        ref_key: bytes,
+        cur: Counts,
+        choice: MethodChoice,
+        min_samples: int,
+    ) -> FeatureDrift:
+        key = (name, lay, ref_key, _fingerprint(cur), choice, min_samples)
+        with self._lock:
+            hit = self._cells.get(key)
+            if hit is not None:
+                self._cells.move_to_end(key)
+        if hit is None:
+            hit = compare(name, lay, ref, cur, choice, min_samples=min_samples, histogram=False)
+            with self._lock:
+                self._cells[key] = hit
+                while len(self._cells) > self.size:
+                    self._cells.popitem(last=False)
+        out = copy.copy(hit)  # judge() sets p_adjusted and severity on it
+        out.extra = dict(hit.extra)
+        return out
+
+
+_CELLS = _CompareCache(COMPARE_CACHE_SIZE)
 
 
 def _iso(epoch: int) -> str:
@@ -233,6 +288,8 @@ def drift_timeline(
             "severity": ["insufficient"] * len(windows),
             "n": [0] * len(windows),
         }
+    refs = {name: ref.get(name) or Counts.empty(layouts[name].n_codes) for name in wanted}
+    ref_keys = {name: _fingerprint(r) for name, r in refs.items()}
     for (b, _), per_feature in counts.items():
         i = index.get(b)
         if i is None:
@@ -243,15 +300,8 @@ def drift_timeline(
             c = per_feature.get(name)
             if c is None:
                 continue
-            r = ref.get(name) or Counts.empty(lay.n_codes)
-            res = compare(
-                name,
-                lay,
-                r,
-                c,
-                choices[name],
-                min_samples=settings.min_samples,
-                histogram=False,
+            res = _CELLS.compare(
+                name, lay, refs[name], ref_keys[name], c, choices[name], settings.min_samples
             )
             results.append(res)
         judge(results, settings.alpha)

@@ -6,6 +6,7 @@ window and turns them into metric values with :mod:`watchkeeper.metrics`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,3 +55,23 @@ def metric_series(
         "windows": starts,
         "metrics": values,
     }
+
+
+def segment_totals(
+    store: Store,
+    model: str,
+    names: list[str],
+    start: datetime,
+    end: datetime,
+    version: str | None,
+    by: str,
+    values: Sequence[str],
+    positive_label: str | None = None,
+) -> dict[str, dict[str, float | None]]:
+    """Each metric over the whole range for each value of segment ``by``: per value, exactly
+    ``metric_series(..., window="all", segment=(by, value))``'s numbers, from one grouped
+    store query. Values without data are left out."""
+    start = start.replace(microsecond=0)
+    query = WindowQuery(model, start, end, None, version, None)
+    found = store.segment_aggregates(query, by, list(values), names)
+    return {value: compute(names, agg, positive_label) for value, agg in found.items()}

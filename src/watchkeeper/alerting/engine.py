@@ -329,9 +329,21 @@ def judged_series(
         fetch_from = start - m.condition.lookback
     out: dict[str | None, list[dict[str, Any]]] = {}
     for segment_value, points in monitor_series(store, m, fetch_from, end, settings=drift).items():
-        history: list[tuple[datetime, float | None]] = []
+        # The band of a window reads only its seasonal bucket within the lookback: keep the
+        # history per bucket, trimmed to the lookback (points come in time order), so a long
+        # series costs O(windows × bucket), not O(windows²); the bands are the same.
+        by_bucket: dict[int, list[tuple[datetime, float | None]]] = {}
         rows = out.setdefault(segment_value, [])
         for p in points:
+            history: list[tuple[datetime, float | None]] = []
+            if dynamic:
+                assert isinstance(m.condition, DynamicCondition)
+                history = by_bucket.setdefault(
+                    ev.bucket(p.window_start, m.condition.seasonality), []
+                )
+                cut = ev.utc(p.window_start) - m.condition.lookback
+                while history and ev.utc(history[0][0]) < cut:
+                    history.pop(0)
             if p.window_start >= start:
                 severity, context = verdict(m, p, history)
                 counts = p.value is not None and p.samples >= max(m.min_samples, 1)

@@ -7,14 +7,13 @@ metrics charts never disagree.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from watchkeeper.aggregate.windows import metric_series
+from watchkeeper.aggregate.windows import metric_series, segment_totals
 from watchkeeper.api.models import bad_param, parse_range
 from watchkeeper.api.schemas import ERRORS
 from watchkeeper.metrics import METRICS
@@ -26,7 +25,6 @@ from .auth import require
 DEFAULT_NAMES = ("count", "error_rate", "latency_p95")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-PARALLEL = 8  # metric queries in flight per request
 
 
 def _names(names: str) -> list[str]:
@@ -54,7 +52,7 @@ def _segment_values(store: Store, model: str, by: str, start: datetime, end: dat
     return values
 
 
-async def segment_breakdown(
+def segment_breakdown(
     store: Store,
     model: str,
     by: str,
@@ -68,40 +66,23 @@ async def segment_breakdown(
     """One ``window=all`` value per metric for each value of segment ``by``, most traffic
     first, at most ``limit`` values; ``overall`` holds the same metrics without a segment.
 
-    Each value is its own ``metric_series`` query (engine-neutral, and equal to /metrics by
-    construction); up to PARALLEL of them run at once on the worker threads."""
+    All values come from one grouped store query (``segment_totals``), equal by construction
+    to ``/metrics?segment=by:value&window=all``; with more values than shown, every value is
+    ranked by count first and only the shown ones get the other metrics."""
     start = start.replace(microsecond=0)  # as metric_series does
-    values = await run_in_threadpool(_segment_values, store, model, by, start, end)
-    gate = asyncio.Semaphore(PARALLEL)
-
-    async def one(segment: tuple[str, str] | None, wanted: list[str]) -> dict[str, Any]:
-        async with gate:
-            series = await run_in_threadpool(
-                metric_series,
-                store,
-                model,
-                wanted,
-                start,
-                end,
-                "all",
-                version,
-                segment,
-                positive_label,
-            )
-        return _values_at(series["metrics"])
-
-    async def many(chosen: list[str], wanted: list[str]) -> dict[str, dict[str, Any]]:
-        got = await asyncio.gather(*(one((by, v), wanted) for v in chosen))
-        return dict(zip(chosen, got, strict=True))
-
-    # With more values than shown, rank them all by count first, then finish only the shown.
+    values = _segment_values(store, model, by, start, end)
     first_pass = ["count"] if len(values) > limit else names
-    found = await many(values, first_pass)
-    counts = {v: m["count"] for v, m in found.items()}
-    ranked = sorted((v for v in values if counts[v]), key=lambda v: (-counts[v], v))
+    found = segment_totals(
+        store, model, first_pass, start, end, version, by, values, positive_label
+    )
+    counts = {v: m["count"] or 0 for v, m in found.items()}
+    ranked = sorted((v for v in values if counts.get(v)), key=lambda v: (-counts[v], v))
     shown = ranked[:limit]
     if first_pass != names:
-        found = await many(shown, names)
+        found = segment_totals(store, model, names, start, end, version, by, shown, positive_label)
+    overall = metric_series(store, model, names, start, end, "all", version, None, positive_label)[
+        "metrics"
+    ]
     return {
         "model": model,
         "by": by,
@@ -110,7 +91,7 @@ async def segment_breakdown(
         "version": version,
         "names": names,
         "values": [{"value": v, "metrics": found[v]} for v in shown],
-        "overall": await one(None, names),
+        "overall": _values_at(overall),
         "truncated": len(ranked) > limit,
     }
 
@@ -137,8 +118,17 @@ def segments_router(store: Store, keys: KeyStore) -> APIRouter:
         if not 1 <= limit <= MAX_LIMIT:
             raise bad_param("limit", f"must be between 1 and {MAX_LIMIT}")
         start_, end_ = parse_range(start, end)
-        return await segment_breakdown(
-            store, model, by, wanted, start_, end_, version, limit, positive_label
+        return await run_in_threadpool(
+            segment_breakdown,
+            store,
+            model,
+            by,
+            wanted,
+            start_,
+            end_,
+            version,
+            limit,
+            positive_label,
         )
 
     return router

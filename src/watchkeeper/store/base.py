@@ -196,6 +196,15 @@ class Store(Protocol):
         """The values segment ``name`` took in [start, end), sorted."""
         ...
 
+    def segment_aggregates(
+        self, query: WindowQuery, by: str, values: Sequence[str], names: Sequence[str] | None = None
+    ) -> dict[str, WindowAggregate]:
+        """One aggregate over [query.start, query.end) per value of segment ``by`` among
+        ``values`` (``query.segment`` and ``window_seconds`` are ignored): what
+        :meth:`window_aggregates` gives with ``segment=(by, value)`` and one window, for every
+        value at once. Values without data are left out."""
+        ...
+
     # ---- drift and data quality (the engine keeps per-minute feature counts)
     def drift_layouts(self, model: str) -> dict[str, Layout]:
         """Each profiled feature's bins; NoReferenceError when the model has no reference."""

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from watchkeeper.metrics import QUANTILE_METRICS, WindowAggregate, bin_value
+from watchkeeper.metrics import METRICS, QUANTILE_METRICS, WindowAggregate, bin_value
 from watchkeeper.store.base import ModelInfo, VersionInfo, WindowQuery
 
 
@@ -48,18 +48,58 @@ class Reads:
         """Merged aggregates per window. With ``names``, fetch only what those metrics need,
         and finish percentiles and ROC AUC here in SQL (``WindowAggregate.finalized``) so
         that histogram bins never travel to Python."""
+        found, seconds = Reads._merged(cur, model_id, q, names, None)
+        return [
+            (datetime.fromtimestamp(b, tz=timezone.utc), WindowAggregate(seconds=seconds, **f))
+            for b, f in sorted(found.items())
+        ]
+
+    @staticmethod
+    def _segment_aggregates(
+        cur: duckdb.DuckDBPyConnection,
+        model_id: int,
+        q: WindowQuery,
+        by: str,
+        values: Sequence[str],
+        names: Sequence[str] | None = None,
+    ) -> dict[str, WindowAggregate]:
+        """One aggregate over the whole range per value of segment ``by`` — the same merge as
+        :meth:`_window_aggregates` with ``segment=(by, value)`` and one window, in one pass
+        grouped by value instead of one query per value."""
+        found, seconds = Reads._merged(cur, model_id, q, names, (by, list(values)))
+        return {values[b - 1]: WindowAggregate(seconds=seconds, **f) for b, f in found.items()}
+
+    @staticmethod
+    def _merged(
+        cur: duckdb.DuckDBPyConnection,
+        model_id: int,
+        q: WindowQuery,
+        names: Sequence[str] | None,
+        group: tuple[str, list[str]] | None,
+    ) -> tuple[dict[int, dict[str, Any]], float]:
+        """The fields of each group's merged aggregate, keyed by an integer: the window's
+        start (epoch seconds), or with ``group=(segment, values)`` the 1-based position of
+        the segment's value in ``values`` (over one window covering the range)."""
         start, end = _naive(q.start), _naive(q.end)
         epoch0 = int(start.replace(tzinfo=timezone.utc).timestamp())
-        if q.window_seconds:
+        if group is not None:
+            bucket = "list_position($vals, seg_value)"
+            seconds = (end - start).total_seconds()
+        elif q.window_seconds:
             w = int(q.window_seconds)
             bucket = f"(epoch(minute)::BIGINT // {w}) * {w}"
             seconds = float(w)
         else:
             bucket = str(epoch0)
             seconds = (end - start).total_seconds()
-        seg_key, seg_value = q.segment or ("", "")
-        where = "model_id = $mid AND seg_key = $sk AND seg_value = $sv"
-        params: dict[str, Any] = {"mid": model_id, "sk": seg_key, "sv": seg_value}
+        params: dict[str, Any] = {"mid": model_id}
+        if group is not None:
+            where = "model_id = $mid AND seg_key = $sk AND list_contains($vals, seg_value)"
+            params.update(sk=group[0], vals=group[1])
+        else:
+            seg_key, seg_value = q.segment or ("", "")
+            where = "model_id = $mid AND seg_key = $sk AND seg_value = $sv"
+            params.update(sk=seg_key, sv=seg_value)
         if q.version is not None:
             where += " AND version = $ver"
             params["ver"] = q.version
@@ -119,10 +159,18 @@ class Reads:
         if names is None or "positive_rate" in names:
             for b, predicted, n in rows("predicted, sum(n)", "agg_pred", "1, 2"):
                 fields[b].setdefault("pred_counts", {})[predicted] = int(n)
-        for b, *vals in rows(
-            "sum(n_labeled), sum(logloss_n), sum(logloss_sum), sum(reg_n), sum(abs_err_sum),"
-            " sum(sq_err_sum), sum(ape_sum), sum(y_sum), sum(y_sq_sum)",
-            "agg_labels",
+        # Operational and LLM metrics read nothing of the labels: skip their table then.
+        with_labels = names is None or any(
+            n not in METRICS or METRICS[n].group not in _NO_LABELS for n in names
+        )
+        for b, *vals in (
+            rows(
+                "sum(n_labeled), sum(logloss_n), sum(logloss_sum), sum(reg_n), sum(abs_err_sum),"
+                " sum(sq_err_sum), sum(ape_sum), sum(y_sum), sum(y_sq_sum)",
+                "agg_labels",
+            )
+            if with_labels
+            else []
         ):
             cols = [
                 "n_labeled",
@@ -142,11 +190,7 @@ class Reads:
                 "actual, predicted, sum(n)", "agg_confusion", "1, 2, 3"
             ):
                 fields[b].setdefault("confusion", {})[(actual, predicted)] = int(n)
-        out = []
-        for b in sorted(fields):
-            when = datetime.fromtimestamp(b, tz=timezone.utc)
-            out.append((when, WindowAggregate(seconds=seconds, **fields[b])))
-        return out
+        return dict(fields), seconds
 
     @staticmethod
     def _segment_values(
@@ -238,6 +282,7 @@ _BIN_FIELDS = {
 }
 
 _CONFUSION_METRICS = {"accuracy", "precision", "recall", "f1"}
+_NO_LABELS = {"operational", "llm"}  # metric groups computed without ground truth
 
 
 def _tiers(

@@ -434,6 +434,12 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving
     def segment_values(self, model: str, name: str, start: datetime, end: datetime) -> list[str]:
         return self._segment_values(self._cursor(), self._require(model).id, name, start, end)
 
+    def segment_aggregates(
+        self, query: WindowQuery, by: str, values: Sequence[str], names: Sequence[str] | None = None
+    ) -> dict[str, WindowAggregate]:
+        mid = self._require(query.model).id
+        return self._segment_aggregates(self._cursor(), mid, query, by, values, names)
+
     def list_models(self) -> list[ModelInfo]:
         with self._models_lock:
             models = sorted(self._models.values(), key=lambda m: m.name)
