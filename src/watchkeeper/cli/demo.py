@@ -169,7 +169,9 @@ def demo(
         click.secho("Watchkeeper demo is running.", bold=True)
         click.echo(f"  Dashboard:          {click.style(url, fg='cyan', bold=True)}")
         click.echo(f"  Sign in with:       {click.style(read_key, bold=True)}   (read key)")
-        click.echo(f"  Admin key:          {admin_key}   (API; in the dashboard also ack/silence/approve)")
+        click.echo(
+            f"  Admin key:          {admin_key}   (API; in the dashboard also ack/silence/approve)"
+        )
         click.echo(f"  Grafana/Prometheus: {url}metrics   (bearer: the read key)")
         click.echo(f"  Live traffic:       ~{rate:g} events/s from fraud-scorer and delivery-eta")
         click.echo(f"  Alerts:             {url}api/v1/alerts?status=open")

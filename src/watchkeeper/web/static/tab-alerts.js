@@ -40,7 +40,9 @@
   // State kept across refreshes (the open silence form, expanded transition lists).
   const state = { silenceFor: null, busy: false, lastAlerts: [], selected: Number(new URLSearchParams(location.search).get("alert")) || null };
   const WINDOW_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
-  const MAX_WINDOWS = 5000; // what GET /monitors/{name}/series answers at most
+  // Judging a window reads its seasonal history, so a long series is costly: the chart shows
+  // at most 600 of the monitor's windows, ending a little after the alert ended.
+  const MAX_WINDOWS = 600;
 
   function num(v) {
     if (typeof v !== "number" || !Number.isFinite(v)) return fmt.none;
@@ -409,12 +411,13 @@
       return;
     }
     const heading = `What monitor ${a.monitor} judged: ${a.metric}${a.segment_value ? ` (${a.segment}=${a.segment_value})` : ""}, alert ${a.id}`;
-    // The series route answers at most 5,000 windows: a long range starts later.
     const step = windowSeconds(a.window) * 1000;
-    const start = new Date(Math.max(ctx.start.getTime(), ctx.end.getTime() - (MAX_WINDOWS - 1) * step));
-    const q = new URLSearchParams({ start: start.toISOString(), end: ctx.end.toISOString() });
+    const alertEnd = a.resolved_at ? Date.parse(a.resolved_at) + 60 * step : ctx.end.getTime();
+    const seriesEnd = new Date(Math.min(ctx.end.getTime(), Math.max(alertEnd, ctx.start.getTime() + MAX_WINDOWS * step)));
+    const start = new Date(Math.max(ctx.start.getTime(), seriesEnd.getTime() - (MAX_WINDOWS - 1) * step));
+    const q = new URLSearchParams({ start: start.toISOString(), end: seriesEnd.toISOString() });
     const help = card.querySelector(".help");
-    const clipped = start > ctx.start ? ` Only the last ${MAX_WINDOWS.toLocaleString("en-US")} ${a.window} windows are judged (from ${short(start.toISOString())} UTC).` : "";
+    const clipped = start > ctx.start || seriesEnd < ctx.end ? ` Shown: ${MAX_WINDOWS.toLocaleString("en-US")} ${a.window} windows around the alert (${short(start.toISOString())} – ${short(seriesEnd.toISOString())} UTC).` : "";
     help.textContent = "The selected alert's metric per monitor window, with the threshold(s) or the learned band it was judged against; the shaded span is the alert. Pick another alert with its Chart button." + clipped;
     if (a.segment_value) q.set("segment_value", a.segment_value);
     let data;

@@ -162,7 +162,7 @@
     let dqAll;
     try {
       [dq, dqAll] = await Promise.all([
-        WK.get(ctx.api("data-quality", { window: ctx.window })),
+        WK.get(ctx.api("data-quality", { window: ctx.sampleWindow })),
         WK.get(ctx.api("data-quality", { window: "all" })),
       ]);
     } catch (err) {
@@ -197,7 +197,7 @@
       ["schema", "Not in reference", WK.fmt.int(schemaNew.length), schemaNew.length, schemaNew.length ? schemaNew.slice(0, 3).join(", ") + (schemaNew.length > 3 ? ", …" : "") : "every feature profiled"],
     ]);
 
-    const by = `per ${ctx.window} window`;
+    const by = `per ${ctx.sampleWindow} window`;
     await featureChart(ctx, dq, names, "missing_rate", "missing", "Missing values",
       `Share of each feature's rows that are null, ${by}.`,
       { none: "No features to check in this range", zero: "No missing values in this range ({n} features checked)" });

@@ -116,7 +116,7 @@
     }
     if (!n || !m.labeled_count.some((v) => v > 0)) return "";
     const since = x[first];
-    const what = n > 1 ? `The last ${n} ${ctx.window} windows (since ${WK.fmt.time(since)}) have` : `The last ${ctx.window} window (since ${WK.fmt.time(since)}) has`;
+    const what = n > 1 ? `The last ${n} ${ctx.sampleWindow} windows (since ${WK.fmt.time(since)}) have` : `The last ${ctx.sampleWindow} window (since ${WK.fmt.time(since)}) has`;
     return `${what} events but no labels yet: labels arrive late, so quality there is not known yet.`;
   }
 
@@ -133,7 +133,7 @@
     }
     const names = [...new Set([...spec.charts.flatMap((c) => c.metrics.map(([n]) => n)), ...COVERAGE])];
     const [data, all] = await Promise.all([
-      WK.get(ctx.api("metrics", { names: names.join(","), window: ctx.window })),
+      WK.get(ctx.api("metrics", { names: names.join(","), window: ctx.sampleWindow })),
       WK.get(ctx.api("metrics", { names: names.join(","), window: "all" })),
     ]);
     const total = Object.fromEntries(names.map((n) => [n, all.metrics[n][0]]));
@@ -178,7 +178,7 @@
       WK.monitorOverlays("labeled_count", { label: "labelled events" }),
     ])).flat();
     const cov = WK.chartCard("coverage", "Labels received",
-      `Bars: events of each ${ctx.window} window that have ground truth (left axis). Line: their share of the window's events (right axis). Recent windows fill in as late labels arrive.`);
+      `Bars: events of each ${ctx.sampleWindow} window that have ground truth (left axis). Line: their share of the window's events (right axis). Recent windows fill in as late labels arrive.`);
     cov.closest(".card").classList.add("wide");
     WK.plot(cov, [
       { x, y: m.labeled_count, name: "labelled events", type: "bar", marker: { color: "#93c5fd" } },

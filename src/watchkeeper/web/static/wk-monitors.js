@@ -15,7 +15,10 @@
 "use strict";
 
 (() => {
-  const MAX_SERIES_WINDOWS = 5000; // the series route's limit per request
+  // Judging a window reads its seasonal history, so a long series is costly: a chart shows
+  // at most the latest 600 of a monitor's windows (2 days of 5-minute windows) — the band
+  // and breach marks start there and say so; static thresholds still span the whole range.
+  const MAX_SERIES_WINDOWS = 600;
   const LEVEL_STYLE = {
     critical: { color: "#b91c1c", dash: "dash" },
     warning: { color: "#b45309", dash: "dashdot" },
@@ -46,8 +49,6 @@
     const key = `${monitor.name}|${viewKey(ctx)}|${segmentValue || ""}`;
     if (!seriesCache.has(key)) {
       const seconds = (WK.WINDOW_MS[monitor.window] || 60000);
-      // The route answers at most 5,000 windows: a fine monitor on a long range shows the
-      // latest part of its series (its static thresholds still span the whole range).
       const earliest = new Date(ctx.end.getTime() - (MAX_SERIES_WINDOWS - 1) * seconds);
       const start = ctx.start < earliest ? earliest : ctx.start;
       const q = new URLSearchParams({ start: start.toISOString(), end: ctx.end.toISOString() });
@@ -126,7 +127,9 @@
     const upper = rows.map((r) => (r.band && r.band.upper !== null && r.band.upper !== undefined ? r.band.upper : null));
     const median = rows.map((r) => (r.band && r.band.median !== null && r.band.median !== undefined ? r.band.median : null));
     if (![...lower, ...upper].some((v) => v !== null)) return [];
-    const name = legendName(`${opts.label} band`, monitor, ctx, scope);
+    const clipped = x.length && Date.parse(x[0]) > ctx.start.getTime() + 2 * (WK.WINDOW_MS[monitor.window] || 60000);
+    const since = clipped ? ` since ${x[0].slice(5, 16).replace("T", " ")}` : "";
+    const name = legendName(`${opts.label} band${since}`, monitor, ctx, scope);
     const group = `band-${monitor.name}`;
     const meta = (kind) => ({ monitor: monitor.name, metric: monitor.metric, kind });
     const traces = [];

@@ -6,7 +6,9 @@
 (() => {
   const REFRESH_MS = 10000;
   const MINUTE = 60 * 1000;
-  // Range presets: span, the chart window and the (coarser) drift heat-map window.
+  // Range presets: span, the chart window and the coarser window of the drift heat-map, which
+  // is also ctx.sampleWindow: the window of metrics that need many samples each (quality from
+  // late labels, data-quality rates), so they are not noise, and stay cheap over 30 days.
   const PRESETS = {
     "15m": { label: "15 min", span: 15 * MINUTE, window: "1m", heat: "1m" },
     "1h": { label: "1 h", span: 60 * MINUTE, window: "1m", heat: "5m" },
@@ -138,6 +140,7 @@
       end,
       window: null,
       heatWindow: null,
+      sampleWindow: null,
       detail: null, // GET /api/v1/models/{model}, refreshed with the page
     };
     ctx.advance = () => {
@@ -147,10 +150,12 @@
         ctx.start = new Date(ctx.end.getTime() - PRESETS[ctx.preset].span);
         ctx.window = PRESETS[ctx.preset].window;
         ctx.heatWindow = PRESETS[ctx.preset].heat;
+        ctx.sampleWindow = PRESETS[ctx.preset].heat;
       } else {
         const span = ctx.end - ctx.start;
         ctx.window = pickWindow(span);
         ctx.heatWindow = pickWindow(span, 40);
+        ctx.sampleWindow = ctx.heatWindow;
       }
     };
     // Query parameters every API call of this view shares; extra ones are added.
