@@ -9,7 +9,7 @@ from pathlib import Path
 from playwright.sync_api import ConsoleMessage, Page, Request, Response
 
 from conftest import RunningServer
-from watchkeeper.simulator import Simulator
+from watchkeeper.simulator import Simulator, reference_csv
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -68,3 +68,14 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def upload_reference(server: RunningServer, model: str, rows: int) -> None:
+    """The simulator's reference (training) data for MODEL, uploaded as CSV."""
+    with server.client() as client:
+        put = client.put(
+            f"/api/v1/models/{model}/reference",
+            content=reference_csv(model, rows=rows).encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+        assert put.status_code == 200, put.text

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,17 +38,24 @@ class RunningServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
+@contextmanager
+def running_server(data_dir: Path) -> Iterator[RunningServer]:
+    """A server on DATA_DIR (own port) with one key of each scope, stopped on exit."""
+    keys = KeyStore(data_dir)
+    admin, ingest, read = (keys.create(s) for s in ("admin", "ingest", "read"))
+    handle = ServerHandle(ServerConfig(data_dir=data_dir, port=free_port()))
+    handle.start()
+    try:
+        yield RunningServer(handle.url, data_dir, handle, admin, ingest, read)
+    finally:
+        handle.stop()
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     """A fresh server (own data dir, own port) with one key of each scope."""
-    keys = KeyStore(tmp_path)
-    admin, ingest, read = (keys.create(s) for s in ("admin", "ingest", "read"))
-    handle = ServerHandle(ServerConfig(data_dir=tmp_path, port=free_port()))
-    handle.start()
-    try:
-        yield RunningServer(handle.url, tmp_path, handle, admin, ingest, read)
-    finally:
-        handle.stop()
+    with running_server(tmp_path) as running:
+        yield running
 
 
 CHROMIUM = "/usr/bin/chromium"

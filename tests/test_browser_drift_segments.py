@@ -14,11 +14,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from browser_helpers import PageWatch, fill, screenshot, sign_in
-from conftest import RunningServer, free_port
-from watchkeeper.server import ServerConfig, ServerHandle
-from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL, reference_csv
-from watchkeeper.store.keys import KeyStore
+from browser_helpers import PageWatch, fill, screenshot, sign_in, upload_reference
+from conftest import RunningServer, running_server
+from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL
 
 pytestmark = pytest.mark.browser
 
@@ -30,28 +28,14 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSe
     """One server for the module: a reference for the fraud scorer (none for the ETA model),
     MINUTES of simulated traffic, binned; and a fixed custom range around it (no live
     refresh, so the page and the test read the same numbers)."""
-    data_dir = tmp_path_factory.mktemp("drift-segments")
-    keys = KeyStore(data_dir)
-    admin, ingest, read = (keys.create(s) for s in ("admin", "ingest", "read"))
-    handle = ServerHandle(ServerConfig(data_dir=data_dir, port=free_port()))
-    handle.start()
-    server = RunningServer(handle.url, data_dir, handle, admin, ingest, read)
-    try:
-        with server.client(ingest) as client:
-            r = client.put(
-                f"/api/v1/models/{FRAUD_MODEL}/reference",
-                content=reference_csv(FRAUD_MODEL, rows=4000).encode(),
-                headers={"Content-Type": "text/csv"},
-            )
-            assert r.status_code == 200, r.text
+    with running_server(tmp_path_factory.mktemp("drift-segments")) as server:
+        upload_reference(server, FRAUD_MODEL, rows=4000)
         fill(server, minutes=MINUTES)
-        handle.app.state.store.refresh_features()
+        server.handle.app.state.store.refresh_features()
         end = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=2)
         start = end - timedelta(minutes=MINUTES + 4)
         query = f"range=custom&start={_iso(start)}&end={_iso(end)}"
         yield server, query
-    finally:
-        handle.stop()
 
 
 def _iso(ts: datetime) -> str:

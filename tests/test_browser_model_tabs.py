@@ -19,11 +19,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request
 
-from browser_helpers import PageWatch, fill, screenshot
-from conftest import RunningServer, free_port
-from watchkeeper.server import ServerConfig, ServerHandle
-from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL, reference_csv
-from watchkeeper.store.keys import KeyStore
+from browser_helpers import PageWatch, fill, screenshot, upload_reference
+from conftest import RunningServer, running_server
+from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL
 
 pytestmark = pytest.mark.browser
 
@@ -89,21 +87,8 @@ def _llm_events(rng: random.Random, minutes: int) -> list[dict[str, Any]]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """One server for the module: 20 simulated minutes, fraud-scorer's reference, LLM calls
     of two versions, a classifier without labels, and monitors of every kind."""
-    data = tmp_path_factory.mktemp("model-tabs")
-    keys = KeyStore(data)
-    admin, ingest, read = (keys.create(s) for s in ("admin", "ingest", "read"))
-    handle = ServerHandle(ServerConfig(data_dir=data, port=free_port()))
-    handle.start()
-    server = RunningServer(handle.url, data, handle, admin, ingest, read)
-    try:
-        with server.client() as client:
-            csv = reference_csv(FRAUD_MODEL, rows=4000)
-            put = client.put(
-                f"/api/v1/models/{FRAUD_MODEL}/reference",
-                content=csv,
-                headers={"Content-Type": "text/csv"},
-            )
-            assert put.status_code == 200, put.text
+    with running_server(tmp_path_factory.mktemp("model-tabs")) as server:
+        upload_reference(server, FRAUD_MODEL, rows=4000)
         fill(server, minutes=20)
         with server.client() as client:
             llm = client.post(
@@ -116,10 +101,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             for monitor in MONITORS:
                 created = client.post("/api/v1/monitors", json=monitor)
                 assert created.status_code == 201, created.text
-        handle.app.state.store.refresh()
+        server.handle.app.state.store.refresh()
         yield Site(server)
-    finally:
-        handle.stop()
 
 
 class Requests:

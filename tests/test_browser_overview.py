@@ -15,10 +15,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Request
 
-from browser_helpers import PageWatch, fill, screenshot, sign_in
+from browser_helpers import PageWatch, fill, screenshot, sign_in, upload_reference
 from conftest import RunningServer
 from tests.helpers import wait_for
-from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL, reference_csv
+from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL
 
 pytestmark = pytest.mark.browser
 
@@ -206,14 +206,7 @@ def test_overview_rows_show_the_api_and_the_worst_come_first(
     """Signed in with a read key, each row shows exactly what the JSON API returns — the
     hour's numbers, the per-minute sparklines, the firing alerts by severity and the drift
     summary — and a model whose critical alert starts firing moves to the top."""
-    with server.client() as admin:  # the reference first, so traffic is binned against it
-        csv = reference_csv(FRAUD_MODEL, rows=2000)
-        r = admin.put(
-            f"/api/v1/models/{FRAUD_MODEL}/reference",
-            content=csv,
-            headers={"Content-Type": "text/csv"},
-        )
-        assert r.status_code == 200, r.text
+    upload_reference(server, FRAUD_MODEL, rows=2000)  # first, so traffic is binned against it
     fill(server, minutes=4)
     server.handle.app.state.store.refresh_features()  # every event binned: drift is final
     page = chromium.new_page(viewport={"width": 1280, "height": 720})

@@ -45,45 +45,18 @@
   }
 
   // ---- filters (kept in the URL: a link shows the same list) ------------------------------
-  function select(id, label, options, value) {
-    return [el("label", { for: id }, label),
-      el("select", { id, name: id.replace("filter-", "") }, options.map(([v, text]) => el("option", { value: v, selected: v === value || null }, text)))];
-  }
-
   function buildFilters(models) {
-    let box = document.getElementById("alert-filters");
     const p = params();
     const modelOptions = [["", "All models"], ...models.map((m) => [m, m])];
     if (p.model && !models.includes(p.model)) modelOptions.push([p.model, p.model]);
-    const key = JSON.stringify(modelOptions);
-    if (box && box.dataset.key === key) return;
-    const form = el("form", { class: "page-filters", id: "alert-filters-form", role: "search", "aria-label": "Filter alerts" },
-      ...select("filter-status", "Status", STATUSES, p.status),
-      ...select("filter-model", "Model", modelOptions, p.model),
-      ...select("filter-severity", "Severity", SEVERITIES, p.severity));
-    form.addEventListener("change", (event) => {
-      const name = event.target.name;
-      WK.setParam(name, event.target.value || null);
-      WK.refresh();
-    });
-    form.addEventListener("submit", (e) => e.preventDefault());
-    if (!box) {
-      box = el("section", { class: "card wide", id: "alert-filters", "aria-label": "Filters" });
-      document.getElementById("panel").prepend(box);
-    }
-    box.dataset.key = key;
-    box.replaceChildren(form);
+    WK.filterBar("alert-filters", "Filter alerts", JSON.stringify(modelOptions), [
+      ["filter-status", "Status", STATUSES, p.status],
+      ["filter-model", "Model", modelOptions, p.model],
+      ["filter-severity", "Severity", SEVERITIES, p.severity],
+    ], { id: "alert-filters-form" });
   }
 
-  function card(id, title, help) {
-    let node = document.getElementById(id);
-    if (!node) {
-      node = el("section", { class: "card wide", id, "aria-labelledby": `${id}-title` },
-        el("h2", { id: `${id}-title` }, title), help ? el("p", { class: "help" }, help) : null, el("div", { class: "body" }));
-      document.getElementById("panel").append(node);
-    }
-    return node.querySelector(".body");
-  }
+  const card = WK.bodyCard;
 
   async function loadAlerts(p) {
     const base = { limit: "500" };

@@ -97,39 +97,17 @@
   }
 
   function buildFilters(models) {
-    let box = document.getElementById("monitor-filters");
     const p = params();
     const modelOptions = [["", "All models"], ...models.map((m) => [m, m])];
-    const key = JSON.stringify(modelOptions);
-    if (box && box.dataset.key === key) return;
-    const select = (id, label, options, value) => [el("label", { for: id }, label),
-      el("select", { id, name: id.replace("filter-", "") }, options.map(([v, t]) => el("option", { value: v, selected: v === value || null }, t)))];
-    const form = el("form", { class: "page-filters", role: "search", "aria-label": "Filter monitors" },
-      ...select("filter-model", "Model", modelOptions, p.model),
-      ...select("filter-source", "Defined in", SOURCES, p.source),
-      ...select("filter-state", "State", STATES, p.state));
-    form.addEventListener("change", (event) => {
-      WK.setParam(event.target.name, event.target.value || null);
-      WK.refresh();
-    });
-    form.addEventListener("submit", (e) => e.preventDefault());
-    if (!box) {
-      box = el("section", { class: "card wide", id: "monitor-filters", "aria-label": "Filters" });
-      document.getElementById("panel").prepend(box);
-    }
-    box.dataset.key = key;
-    box.replaceChildren(form);
+    WK.filterBar("monitor-filters", "Filter monitors", JSON.stringify(modelOptions), [
+      ["filter-model", "Model", modelOptions, p.model],
+      ["filter-source", "Defined in", SOURCES, p.source],
+      ["filter-state", "State", STATES, p.state],
+    ]);
   }
 
-  function card(id, title, help) {
-    let node = document.getElementById(id);
-    if (!node) {
-      node = el("section", { class: "card wide", id, "aria-labelledby": `${id}-title` },
-        el("h2", { id: `${id}-title` }, title), help ? el("p", { class: "help" }, help) : null, el("div", { class: "body" }));
-      document.getElementById("panel").append(node);
-    }
-    return node.querySelector(".body");
-  }
+  const card = WK.bodyCard;
+
 
   function draw(monitors, pending, openAlerts) {
     const p = params();

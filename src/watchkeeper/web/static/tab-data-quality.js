@@ -23,38 +23,11 @@
     return (v > 0 ? "+" : "") + pct(v);
   };
 
-  function section(id, title, cls = "") {
-    let node = document.getElementById(`card-${id}`);
-    if (!node) {
-      node = WK.el("section", { class: `card chart-card ${cls}`.trim(), id: `card-${id}`, "aria-labelledby": `title-${id}` },
-        WK.el("h2", { id: `title-${id}` }, title));
-      document.getElementById("panel").append(node);
-    }
-    node.hidden = false;
-    return node;
-  }
+  const section = WK.section;
+  const tiles = (items) => WK.tiles("totals", "Over the whole range", items);
 
-  function tiles(items) {
-    const node = section("totals", "Over the whole range", "wide");
-    let row = node.querySelector(".stat-row");
-    if (!row) node.append((row = WK.el("div", { class: "stat-row" })));
-    for (const [key, label, text, raw, note] of items) {
-      let tile = row.querySelector(`[data-stat="${key}"]`);
-      if (!tile) {
-        tile = WK.el("div", { class: "stat", dataset: { stat: key } },
-          WK.el("span", { class: "label" }, label), WK.el("span", { class: "value" }), WK.el("span", { class: "help" }));
-        row.append(tile);
-      }
-      tile.querySelector(".value").textContent = text;
-      tile.dataset.value = raw === null || raw === undefined ? "" : String(raw);
-      tile.querySelector(".help").textContent = note || "";
-    }
-  }
+  const annotated = WK.noData;
 
-  function annotated(layout, text) {
-    if (!text) return layout;
-    return { ...layout, annotations: [{ text, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { size: 14, color: "#57606a" } }] };
-  }
 
   // The features with the highest peak of `metric` over the windows (only those above 0),
   // plus any feature a monitor watches with that metric (its threshold is drawn).

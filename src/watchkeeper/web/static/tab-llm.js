@@ -18,33 +18,8 @@
     cost_usd: 0.00071,
   };
 
-  function section(id, title, cls = "") {
-    let node = document.getElementById(`card-${id}`);
-    if (!node) {
-      node = WK.el("section", { class: `card chart-card ${cls}`.trim(), id: `card-${id}`, "aria-labelledby": `title-${id}` },
-        WK.el("h2", { id: `title-${id}` }, title));
-      document.getElementById("panel").append(node);
-    }
-    node.hidden = false;
-    return node;
-  }
-
-  function tiles(items) {
-    const node = section("totals", "Over the whole range", "wide");
-    let row = node.querySelector(".stat-row");
-    if (!row) node.append((row = WK.el("div", { class: "stat-row" })));
-    for (const [key, label, text, raw, note] of items) {
-      let tile = row.querySelector(`[data-stat="${key}"]`);
-      if (!tile) {
-        tile = WK.el("div", { class: "stat", dataset: { stat: key } },
-          WK.el("span", { class: "label" }, label), WK.el("span", { class: "value" }), WK.el("span", { class: "help" }));
-        row.append(tile);
-      }
-      tile.querySelector(".value").textContent = text;
-      tile.dataset.value = raw === null || raw === undefined ? "" : String(raw);
-      tile.querySelector(".help").textContent = note || "";
-    }
-  }
+  const section = WK.section;
+  const tiles = (items) => WK.tiles("totals", "Over the whole range", items);
 
   // Shown instead of the charts when there is nothing LLM-like to draw.
   function explain(ctx, isLlm) {

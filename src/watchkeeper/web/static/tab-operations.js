@@ -8,34 +8,8 @@
   const TOTALS = ["count", "throughput", "error_count", "error_rate", "latency_p50", "latency_p95", "latency_p99"];
   const line = (x, y, name, style = {}) => ({ x, y, name, type: "scatter", mode: "lines", connectgaps: false, line: { width: 2, ...style } });
 
-  // The tiles card (built once, values updated in place): [key, label, text, raw value, note].
-  function tiles(id, title, items) {
-    let card = document.getElementById(`card-${id}`);
-    if (!card) {
-      card = WK.el("section", { class: "card chart-card wide", id: `card-${id}`, "aria-labelledby": `title-${id}` },
-        WK.el("h2", { id: `title-${id}` }, title),
-        WK.el("div", { class: "stat-row" }));
-      document.getElementById("panel").append(card);
-    }
-    const row = card.querySelector(".stat-row");
-    for (const [key, label, text, raw, note] of items) {
-      let tile = row.querySelector(`[data-stat="${key}"]`);
-      if (!tile) {
-        tile = WK.el("div", { class: "stat", dataset: { stat: key } },
-          WK.el("span", { class: "label" }, label), WK.el("span", { class: "value" }), WK.el("span", { class: "help" }));
-        row.append(tile);
-      }
-      tile.querySelector(".value").textContent = text;
-      tile.dataset.value = raw === null || raw === undefined ? "" : String(raw);
-      tile.querySelector(".help").textContent = note || "";
-    }
-  }
-
-  // A chart with nothing to show says so instead of drawing empty axes.
-  function noDataNote(layout, empty, text) {
-    if (!empty) return layout;
-    return { ...layout, annotations: [{ text, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { size: 14, color: "#57606a" } }] };
-  }
+  const tiles = WK.tiles;
+  const noDataNote = (layout, empty, text) => WK.noData(layout, empty ? text : null);
 
   WK.onRefresh(async (ctx) => {
     const [data, all] = await Promise.all([

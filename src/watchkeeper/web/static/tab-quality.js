@@ -46,32 +46,7 @@
   };
   const line = (x, y, name, style = {}) => ({ x, y, name, type: "scatter", mode: "lines+markers", connectgaps: false, marker: { size: 4 }, line: { width: 2, ...style } });
 
-  function card(id, title, cls = "") {
-    let node = document.getElementById(`card-${id}`);
-    if (!node) {
-      node = WK.el("section", { class: `card chart-card ${cls}`.trim(), id: `card-${id}`, "aria-labelledby": `title-${id}` },
-        WK.el("h2", { id: `title-${id}` }, title));
-      document.getElementById("panel").append(node);
-    }
-    return node;
-  }
-
-  function tiles(id, title, items) {
-    const node = card(id, title, "wide");
-    let row = node.querySelector(".stat-row");
-    if (!row) node.append((row = WK.el("div", { class: "stat-row" })));
-    for (const [key, label, text, raw, note] of items) {
-      let tile = row.querySelector(`[data-stat="${key}"]`);
-      if (!tile) {
-        tile = WK.el("div", { class: "stat", dataset: { stat: key } },
-          WK.el("span", { class: "label" }, label), WK.el("span", { class: "value" }), WK.el("span", { class: "help" }));
-        row.append(tile);
-      }
-      tile.querySelector(".value").textContent = text;
-      tile.dataset.value = raw === null || raw === undefined ? "" : String(raw);
-      tile.querySelector(".help").textContent = note || "";
-    }
-  }
+  const tiles = WK.tiles;
 
   // A notice card (e.g. "no labels yet"); hidden when text is null. Kept in place.
   function notice(id, heading, body) {
@@ -99,10 +74,8 @@
     }
   }
 
-  function annotated(layout, text) {
-    if (!text) return layout;
-    return { ...layout, annotations: [{ text, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { size: 14, color: "#57606a" } }] };
-  }
+  const annotated = WK.noData;
+
 
   // "The last 3 windows have no labels yet" — recent windows with events but no labels.
   function lateLabels(x, m, ctx) {

@@ -260,6 +260,76 @@
     return card.querySelector(".plot");
   }
 
+  // A card in the panel, made once and found again on later refreshes (and un-hidden).
+  function section(id, title, cls = "") {
+    let node = document.getElementById(`card-${id}`);
+    if (!node) {
+      node = el("section", { class: `card chart-card ${cls}`.trim(), id: `card-${id}`, "aria-labelledby": `title-${id}` },
+        el("h2", { id: `title-${id}` }, title));
+      document.getElementById("panel").append(node);
+    }
+    node.hidden = false;
+    return node;
+  }
+
+  // A wide card of figure tiles, updated in place: items are [key, label, text, raw, note].
+  function tiles(id, title, items) {
+    const node = section(id, title, "wide");
+    let row = node.querySelector(".stat-row");
+    if (!row) node.append((row = el("div", { class: "stat-row" })));
+    for (const [key, label, text, raw, note] of items) {
+      let tile = row.querySelector(`[data-stat="${key}"]`);
+      if (!tile) {
+        tile = el("div", { class: "stat", dataset: { stat: key } },
+          el("span", { class: "label" }, label), el("span", { class: "value" }), el("span", { class: "help" }));
+        row.append(tile);
+      }
+      tile.querySelector(".value").textContent = text;
+      tile.dataset.value = raw === null || raw === undefined ? "" : String(raw);
+      tile.querySelector(".help").textContent = note || "";
+    }
+    return node;
+  }
+
+  // A wide card with a heading, an optional help line and a body, made once; returns the body.
+  function bodyCard(id, title, help) {
+    let node = document.getElementById(id);
+    if (!node) {
+      node = el("section", { class: "card wide", id, "aria-labelledby": `${id}-title` },
+        el("h2", { id: `${id}-title` }, title), help ? el("p", { class: "help" }, help) : null, el("div", { class: "body" }));
+      document.getElementById("panel").append(node);
+    }
+    return node.querySelector(".body");
+  }
+
+  // A page's filter bar: selects whose values live in the URL (a link shows the same list).
+  // selects: [[id, label, [[value, text], ...], chosen], ...]; the select's name (its id
+  // without "filter-") is the URL parameter. Rebuilt only when ``key`` (its options) changes.
+  function filterBar(boxId, label, key, selects, extra = {}) {
+    let box = document.getElementById(boxId);
+    if (box && box.dataset.key === key) return;
+    const form = el("form", { class: "page-filters", role: "search", "aria-label": label, ...extra },
+      ...selects.flatMap(([id, text, options, value]) => [el("label", { for: id }, text),
+        el("select", { id, name: id.replace("filter-", "") }, options.map(([v, t]) => el("option", { value: v, selected: v === value || null }, t)))]));
+    form.addEventListener("change", (event) => {
+      setParam(event.target.name, event.target.value || null);
+      refresh();
+    });
+    form.addEventListener("submit", (e) => e.preventDefault());
+    if (!box) {
+      box = el("section", { class: "card wide", id: boxId, "aria-label": "Filters" });
+      document.getElementById("panel").prepend(box);
+    }
+    box.dataset.key = key;
+    box.replaceChildren(form);
+  }
+
+  // A chart with nothing to show says so (text in the middle) instead of bare axes.
+  function noData(layout, text) {
+    if (!text) return layout;
+    return { ...layout, annotations: [{ text, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { size: 14, color: "#57606a" } }] };
+  }
+
   // ---- status, errors, refresh ------------------------------------------------------------
   let lastSuccess = null;
   const refreshers = [];
@@ -459,7 +529,7 @@
   });
 
   window.WK = {
-    ApiError, get, send, el, fmt, plot, baseLayout, chartCard, status, showError,
+    ApiError, get, send, el, fmt, plot, baseLayout, chartCard, section, tiles, noData, bodyCard, filterBar, status, showError,
     onRefresh, refresh, setParam, urlWith, COLORS, PRESETS, WINDOW_MS, ctx: null,
   };
   // Page scripts load after this one (defer keeps order) and register before this runs.
