@@ -436,3 +436,28 @@ def test_llm_tab_explains_what_to_send_for_other_models(site: Site, chromium: Br
     screenshot(page, "model-llm-none")
     expect_clean(watch)
     page.context.close()
+
+
+def test_segment_filter_narrows_every_request_and_chart(site: Site, chromium: Browser) -> None:
+    """Choosing a segment value in the filter puts it in the URL and in every metrics request;
+    the charts then hold that segment's numbers, not all traffic's."""
+    page, watch, requests = open_page(chromium, site, site.path(FRAUD_MODEL, "operations"))
+    options = page.locator("#filter-segment option").evaluate_all("os => os.map(o => o.value)")
+    assert "region:eu" in options and "" in options  # filled from /segments
+    with site.api() as api:
+        everything = api.get(requests.last(f"/models/{FRAUD_MODEL}/metrics?", "window=all"))
+        page.select_option("#filter-segment", "region:eu")
+        page.wait_for_url("**segment=region%3Aeu**")
+        page.wait_for_selector("body[data-loaded=true]")
+        url = requests.last(f"/models/{FRAUD_MODEL}/metrics?", "window=1m")
+        assert query(url)["segment"] == "region:eu"
+        answer = api.get(url).json()
+        drawn = data_trace(traces(page, "latency"), "p95")
+        assert drawn["y"] == answer["metrics"]["latency_p95"]
+        totals_url = requests.last(f"/models/{FRAUD_MODEL}/metrics?", "window=all")
+        eu = api.get(totals_url).json()["metrics"]["count"][0]
+        assert close(stat(page, "count"), eu)
+        assert 0 < eu < everything.json()["metrics"]["count"][0]
+    assert page.locator("#filter-segment").input_value() == "region:eu"
+    expect_clean(watch)
+    page.context.close()
