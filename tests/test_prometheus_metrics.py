@@ -437,6 +437,15 @@ def test_server_health_counts_ingest_rejections_alerts_and_deliveries(
         bad = c.post("/api/v1/models/m/predictions", json=[{"event_id": "x", "nope": 1}])
         assert bad.status_code == 422
         code = bad.json()["error"]["code"]
+        # a new model's refused first batch, and an unreadable body: counted too
+        assert c.post("/api/v1/models/new-m/predictions", json=[{"nope": 1}]).status_code == 422
+        garbled = c.post(
+            "/api/v1/models/m/predictions",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        assert garbled.status_code == 400
+        assert garbled.json()["error"]["code"] == "malformed_body"
         params = {"names": "count", "window": "all", "start": minute.isoformat()}
         wait_for(
             lambda: (
@@ -454,7 +463,8 @@ def test_server_health_counts_ingest_rejections_alerts_and_deliveries(
     assert one(found, "watchkeeper_ingest_rows_total", kind="events") == 40
     assert one(found, "watchkeeper_ingest_batches_total", kind="events") == 2
     assert one(found, "watchkeeper_ingest_duplicate_rows_total", kind="events") == 10
-    assert one(found, "watchkeeper_ingest_rejected_batches_total", code=code) == 1
+    assert one(found, "watchkeeper_ingest_rejected_batches_total", code=code) == 2
+    assert one(found, "watchkeeper_ingest_rejected_batches_total", code="malformed_body") == 1
     assert one(found, "watchkeeper_commit_duration_seconds_count") >= 2
     assert hook.hits, "the webhook was never called"
     assert one(found, "watchkeeper_notification_attempts_total", channel="ops", outcome="failed")

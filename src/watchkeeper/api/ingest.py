@@ -94,7 +94,8 @@ def ingest_router(store: Store, keys: KeyStore) -> APIRouter:
             batch = await parse_body(request, parse_events)
             result = await run_in_threadpool(store.ingest_events, model, batch, task=task)
         except (BatchError, SchemaConflictError) as exc:
-            if exc.status in (400, 422) and store.has_model(model):  # data quality: refusals
+            if exc.status in (400, 413, 415, 422):  # refusals: server health, and data
+                # quality of a model already known (record_rejected tells them apart)
                 rows = getattr(exc, "error_count", None) or max(1, len(exc.details))
                 await run_in_threadpool(store.record_rejected, model, exc.code, rows)
             raise

@@ -270,7 +270,8 @@ class Store(Protocol):
         ...
 
     def record_rejected(self, model: str, code: str, rows_with_errors: int) -> None:
-        """Count a refused batch of a known model (never raises)."""
+        """Count a refused batch; per minute (data quality) only for a known model. Never
+        raises."""
         ...
 
     def rejected_counts(

@@ -427,7 +427,8 @@ class Drift:
         self._bin_all(until_done=True)
 
     def record_rejected(self, model: str, code: str, rows_with_errors: int) -> None:
-        """Count a refused batch of a known model (a data-quality metric); never raises."""
+        """Count a refused batch: always for /metrics, and per minute for a known model (a
+        data-quality metric; a model's first batch refused creates no model). Never raises."""
         self.telemetry.rejected(code, int(rows_with_errors))
         m = self._models.get(model)
         if m is None:
