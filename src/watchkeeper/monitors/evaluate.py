@@ -45,8 +45,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
-import numpy as np
-
 Op = Literal["above", "below"]
 Level = Literal["critical", "warning"]
 Seasonality = Literal["none", "hour_of_day", "hour_of_week"]
@@ -143,6 +141,14 @@ def bucket(moment: datetime, seasonality: Seasonality) -> int:
     raise ValueError(f"seasonality must be one of {', '.join(SEASONALITIES)}, not {seasonality!r}")
 
 
+def _median(ordered: Sequence[float]) -> float:
+    """The median of sorted values, as ``numpy.median`` computes it (the mean of the two
+    middle values for an even count). Pure Python: a band's history is tens of values, where
+    numpy's per-call overhead would dominate (a chart judges hundreds of windows)."""
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def dynamic_baseline(
     history: Sequence[tuple[datetime, float | None]],
     at: datetime,
@@ -190,9 +196,8 @@ def dynamic_baseline(
         reason = f"needs {missing} more {noun} of history{_BUCKET_WORDS[seasonality]}"
         return Band(False, None, None, None, None, n, reason)
 
-    x = np.asarray(picked, dtype=np.float64)
-    median = float(np.median(x))
-    mad = float(np.median(np.abs(x - median))) * MAD_TO_SIGMA
+    median = _median(sorted(picked))
+    mad = _median(sorted(abs(v - median) for v in picked)) * MAD_TO_SIGMA
     half = sensitivity * max(mad, min_band, RELATIVE_FLOOR * abs(median))
     lower = median - half if direction != "above" else -math.inf
     upper = median + half if direction != "below" else math.inf
