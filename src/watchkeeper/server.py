@@ -25,6 +25,7 @@ from watchkeeper.api.app import build_api
 from watchkeeper.api.prometheus import MetricsSettings
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import DriftConfigError
+from watchkeeper.llm.prices import PriceConfigError, PriceTable
 from watchkeeper.monitors.definitions import Monitor
 from watchkeeper.monitors.files import (
     MonitorConfigError,
@@ -39,7 +40,7 @@ from watchkeeper.store.keys import KeyStore
 log = logging.getLogger("watchkeeper.server")
 
 SETTINGS_KEYS = {"memory_limit", "max_pending_rows", "checkpoint_threshold"}
-SECTIONS = {"store", "drift", "monitors", "notifications", "actions", "metrics"}
+SECTIONS = {"store", "drift", "monitors", "notifications", "actions", "metrics", "prices"}
 
 
 class ConfigError(ValueError):
@@ -145,6 +146,14 @@ def load_drift_settings(path: Path | None) -> DriftSettings:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def load_price_table(path: Path | None) -> PriceTable:
+    """The shipped LLM prices with the YAML config's ``prices:`` rows over them (docs/llm.md)."""
+    try:
+        return PriceTable.load(_load_doc(path).get("prices"))
+    except PriceConfigError as exc:
+        raise ConfigError("\n".join(f"{path}: {line}" for line in exc.lines())) from None
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; the store opens and closes with the app's lifespan."""
     settings = {**load_settings(config.config_file), **config.settings}
@@ -166,6 +175,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     notifier = Notifier(store, notify, config.notify_interval)
     actions = load_action_settings(config.config_file)
     engine.actions = actions
+    prices = load_price_table(config.config_file)
     runner = ActionRunner(store, actions, config.action_interval)
     app = build_api(store, keys, drift, registry, lambda: runner.config)
     scheduler = Scheduler(engine, config.evaluate_interval)
@@ -198,6 +208,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.scheduler = scheduler
     app.state.notifier = notifier
     app.state.action_runner = runner
+    app.state.prices = prices
     app.state.monitors = registry
     app.state.metrics_settings = config.metrics or load_metrics_settings(config.config_file)
     return app

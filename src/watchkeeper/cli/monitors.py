@@ -9,6 +9,7 @@ import yaml
 
 from watchkeeper.alerting.actions import ActionsConfig, load_actions
 from watchkeeper.alerting.notify import NotifyConfig, NotifyConfigError
+from watchkeeper.llm.prices import PriceConfigError, PriceTable
 from watchkeeper.monitors.definitions import DynamicCondition, Monitor, MultiLevelCondition
 from watchkeeper.monitors.files import (
     DefaultSet,
@@ -70,7 +71,7 @@ def monitors() -> None:
 @monitors.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def check(file: Path) -> None:
-    """Validate the monitors, actions and notifications of FILE without a server.
+    """Validate the monitors, actions, notifications and prices of FILE without a server.
 
     Exits 0 and prints a table when every monitor is valid (then a line per `- defaults:
     MODEL` item, which the server resolves, and a count of actions and channels); exits 2
@@ -100,6 +101,12 @@ def check(file: Path) -> None:
         except NotifyConfigError as exc:
             problems += [f"{file}: {line}" for line in str(exc).splitlines() if line.strip()]
             summaries.append("invalid notifications")
+        try:
+            doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+            PriceTable.load(doc.get("prices") if isinstance(doc, dict) else None)
+        except PriceConfigError as exc:
+            problems += [f"{file}: {line}" for line in exc.lines()]
+            summaries.append("invalid prices")
     if summaries:
         for line in problems:
             click.echo(line, err=True)
