@@ -16,6 +16,7 @@ from watchkeeper.api.health import health_router
 from watchkeeper.api.ingest import ingest_router
 from watchkeeper.api.models import models_router
 from watchkeeper.api.monitors import monitors_router
+from watchkeeper.api.otlp import otlp_router
 from watchkeeper.api.prometheus import metrics_router
 from watchkeeper.api.segments import segments_router
 from watchkeeper.api.serving import serving_router
@@ -41,6 +42,7 @@ def build_api(
     install_error_handlers(app)
     app.include_router(health_router(store))
     app.include_router(ingest_router(store, keys))
+    app.include_router(otlp_router(store, keys))
     app.include_router(models_router(store, keys))
     app.include_router(segments_router(store, keys))
     app.include_router(drift_router(store, keys, drift or DriftSettings()))

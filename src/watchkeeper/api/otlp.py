@@ -1,0 +1,167 @@
+"""``POST /v1/traces``: OTLP/HTTP trace export (protobuf or JSON, gzip) -> LLM-call events.
+
+Spans that are LLM calls become events of the model named by their ``service.name`` (task
+``llm``); other spans are ignored for now. The reply is an ``ExportTraceServiceResponse`` in
+the request's format; LLM spans that could not be stored are counted in ``partialSuccess``.
+A full write queue answers 503 with Retry-After, which OpenTelemetry exporters retry (event
+ids are span ids, so a resent request stores nothing twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.concurrency import run_in_threadpool
+
+from watchkeeper.api.errors import APIError
+from watchkeeper.api.ingest import read_body
+from watchkeeper.api.schemas import ERRORS
+from watchkeeper.otlp.decode import PROTOBUF, Format, decode_request, request_format
+from watchkeeper.otlp.genai import llm_events, price_events
+from watchkeeper.schema import DEFAULT_LIMITS, BatchError
+from watchkeeper.schema.batch import receipt_time
+from watchkeeper.schema.events import events_from_rows
+from watchkeeper.store.base import Store, StoreBusyError, StoreError
+from watchkeeper.store.keys import KeyStore
+
+from .auth import require
+
+_TYPES = {
+    PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+    "application/json": {"schema": {"type": "object"}},
+}
+
+
+def store_events(store: Store, grouped: Mapping[str, list[dict[str, Any]]]) -> tuple[int, str]:
+    """Store each model's events (task llm); returns (events rejected, first reason).
+
+    A group whose batch is refused is retried event by event so that the valid ones are
+    kept; StoreBusyError (and a closing store) propagate for a 503.
+    """
+    rejected = 0
+    reasons: list[str] = []
+    now = receipt_time(None)
+    step = DEFAULT_LIMITS.max_events
+    for model, events in grouped.items():
+        for i in range(0, len(events), step):
+            chunk = events[i : i + step]
+            bad, reason = _store_chunk(store, model, chunk, now)
+            rejected += bad
+            if reason:
+                reasons.append(f"{model}: {reason}")
+    return rejected, "; ".join(reasons[:5])
+
+
+def _store_chunk(
+    store: Store, model: str, events: list[dict[str, Any]], now: datetime
+) -> tuple[int, str | None]:
+    try:
+        table = events_from_rows(events, now)
+    except BatchError as exc:
+        reason = _reason(exc)
+        good = [] if exc.status != 422 else [e for e in events if _valid(e, now)]
+        store.record_rejected(model, exc.code, len(events) - len(good))
+        if not good or len(good) == len(events):
+            return len(events), reason
+        rest, _ = _store_chunk(store, model, good, now)
+        return len(events) - len(good) + rest, reason
+    try:
+        store.ingest_events(model, table, task="llm")
+    except StoreError as exc:
+        if exc.status == 503:
+            raise
+        store.record_rejected(model, exc.code, len(events))
+        return len(events), str(exc)
+    return 0, None
+
+
+def _valid(event: dict[str, Any], now: datetime) -> bool:
+    try:
+        events_from_rows([event], now)
+    except BatchError:
+        return False
+    return True
+
+
+def _reason(exc: BatchError) -> str:
+    detail = next(iter(exc.details), None)
+    if detail:
+        return f"{detail.get('field')}: {detail.get('reason')}"
+    return exc.message
+
+
+def export_response(fmt: Format, rejected: int, message: str) -> Response:
+    """An ExportTraceServiceResponse in the request's format."""
+    if fmt is Format.PROTOBUF:
+        reply = ExportTraceServiceResponse()
+        if rejected or message:
+            reply.partial_success.rejected_spans = rejected
+            reply.partial_success.error_message = message
+        return Response(reply.SerializeToString(), media_type=PROTOBUF)
+    body: dict[str, Any] = {}
+    if rejected or message:  # int64 is a string in the protobuf JSON mapping
+        body["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": message}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def status_response(status: int, message: str, headers: Mapping[str, str]) -> Response:
+    """An OTLP/protobuf error body: a google.rpc.Status (code 2 field 1, message field 2)."""
+    code = {400: 3, 413: 8, 415: 3, 503: 14}.get(status, 2)  # gRPC status codes
+    text = message.encode()
+    body = b"\x08" + bytes([code]) + b"\x12" + _varint(len(text)) + text
+    return Response(body, status_code=status, media_type=PROTOBUF, headers=dict(headers))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def otlp_router(store: Store, keys: KeyStore) -> APIRouter:
+    router = APIRouter(tags=["otlp"])
+    can_ingest = Depends(require(keys, "ingest"))
+
+    @router.post(
+        "/v1/traces",
+        dependencies=[can_ingest],
+        responses={**ERRORS, 200: {"content": _TYPES}},
+        response_class=Response,
+        openapi_extra={"requestBody": {"required": True, "content": _TYPES}},
+        summary="OTLP/HTTP trace export: LLM-call spans become events of their service",
+    )
+    async def post_traces(request: Request) -> Response:
+        content_type = request.headers.get("content-type")
+        fmt = request_format(content_type)  # 415 before reading the body
+        try:
+            body = await read_body(request, DEFAULT_LIMITS.max_body_bytes)
+            spans = await run_in_threadpool(
+                decode_request, body, content_type, request.headers.get("content-encoding")
+            )
+            grouped, _ignored = llm_events(spans)
+            prices = getattr(request.app.state, "prices", None)
+            if prices is not None:  # cost from the price table when the span carries none
+                for events in grouped.values():
+                    price_events(events, prices)
+            rejected, message = await run_in_threadpool(store_events, store, grouped)
+        except (APIError, BatchError, StoreError) as exc:
+            if fmt is not Format.PROTOBUF:
+                raise
+            headers = getattr(exc, "headers", None) or {}
+            if isinstance(exc, StoreBusyError):
+                headers = {"Retry-After": str(exc.retry_after)}
+            elif getattr(exc, "status", 500) == 503:
+                headers = {"Retry-After": "5"}
+            return status_response(exc.status, getattr(exc, "message", str(exc)), headers)
+        return export_response(fmt, rejected, message)
+
+    return router
