@@ -28,6 +28,7 @@ bench:              ## benchmarks; record the figures in BENCHMARKS.md
 	$(PYTHON) bench/bench_detection.py --markdown
 	$(PYTHON) bench/bench_alert_latency.py
 	$(PYTHON) bench/bench_dashboard_api.py --markdown
+	$(PYTHON) bench/bench_evaluators.py --markdown
 
 demo: install       ## the server with live simulated traffic
 	watchkeeper demo
