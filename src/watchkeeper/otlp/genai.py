@@ -125,30 +125,27 @@ def span_event(span: Span) -> dict[str, Any]:
 def prompt_text(span: Span) -> str | None:
     """The captured prompt: GenAI input messages, the older gen_ai.prompt attribute or
     event, indexed gen_ai.prompt.N attributes, or OpenInference input.value / messages."""
-    attrs = span.attributes
-    return (
-        messages_text(attrs.get("gen_ai.input.messages"))
-        or messages_text(attrs.get("gen_ai.prompt"))
-        or messages_text(_event_attr(span, "gen_ai.content.prompt", "gen_ai.prompt"))
-        or _indexed_messages(attrs, "gen_ai.prompt.{}.content", "gen_ai.prompt.{}.role")
-        or _text(attrs.get("input.value"))
-        or _indexed_messages(
-            attrs, "llm.input_messages.{}.message.content", "llm.input_messages.{}.message.role"
-        )
-    )
+    return _captured(span, "input", "prompt")
 
 
 def response_text(span: Span) -> str | None:
     """The captured response, from the same families of names as ``prompt_text``."""
+    return _captured(span, "output", "completion")
+
+
+def _captured(span: Span, side: str, old: str) -> str | None:
+    """One side of the call (side: input/output; old: the older GenAI word for it)."""
     attrs = span.attributes
     return (
-        messages_text(attrs.get("gen_ai.output.messages"))
-        or messages_text(attrs.get("gen_ai.completion"))
-        or messages_text(_event_attr(span, "gen_ai.content.completion", "gen_ai.completion"))
-        or _indexed_messages(attrs, "gen_ai.completion.{}.content", "gen_ai.completion.{}.role")
-        or _text(attrs.get("output.value"))
+        messages_text(attrs.get(f"gen_ai.{side}.messages"))
+        or messages_text(attrs.get(f"gen_ai.{old}"))
+        or messages_text(_event_attr(span, f"gen_ai.content.{old}", f"gen_ai.{old}"))
+        or _indexed_messages(attrs, f"gen_ai.{old}.{{}}.content", f"gen_ai.{old}.{{}}.role")
+        or _text(attrs.get(f"{side}.value"))
         or _indexed_messages(
-            attrs, "llm.output_messages.{}.message.content", "llm.output_messages.{}.message.role"
+            attrs,
+            f"llm.{side}_messages.{{}}.message.content",
+            f"llm.{side}_messages.{{}}.message.role",
         )
     )
 
