@@ -103,6 +103,7 @@ def test_result_shape() -> None:
     assert (result["n_reference"], result["n_current"], result["n_features"]) == (1000, 1000, 12)
     tops = result["top_features"]
     assert 1 <= len(tops) <= 10
+    assert tops[0]["feature"] == "f0"  # the only feature that moved separates the two most
     importances = [t["importance"] for t in tops]
     assert all(i > 0 for i in importances)
     assert importances == sorted(importances, reverse=True)
