@@ -213,16 +213,7 @@
   }
 
   // ---- the table --------------------------------------------------------------------------
-  function card(id, title, help) {
-    let node = document.getElementById(id);
-    if (!node) {
-      node = el("section", { class: "card wide alerts-card", id, "aria-labelledby": `${id}-title` },
-        el("h2", { id: `${id}-title` }, title), help ? el("p", { class: "help" }, help) : null,
-        el("div", { class: "body" }));
-      document.getElementById("panel").append(node);
-    }
-    return node.querySelector(".body");
-  }
+  const card = (id, title, help) => WK.bodyCard(id, title, help, "alerts-card");
 
   function button(text, attrs, onclick) {
     const disabled = !isAdmin || attrs.disabled;

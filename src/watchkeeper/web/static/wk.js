@@ -292,10 +292,10 @@
   }
 
   // A wide card with a heading, an optional help line and a body, made once; returns the body.
-  function bodyCard(id, title, help) {
+  function bodyCard(id, title, help, cls = "") {
     let node = document.getElementById(id);
     if (!node) {
-      node = el("section", { class: "card wide", id, "aria-labelledby": `${id}-title` },
+      node = el("section", { class: `card wide ${cls}`.trim(), id, "aria-labelledby": `${id}-title` },
         el("h2", { id: `${id}-title` }, title), help ? el("p", { class: "help" }, help) : null, el("div", { class: "body" }));
       document.getElementById("panel").append(node);
     }
