@@ -35,6 +35,9 @@ def test_core_schema_is_internals_table() -> None:
         ("output_tokens", pa.int64(), True),
         ("ttft_ms", pa.float64(), True),
         ("cost_usd", pa.float64(), True),
+        ("trace_id", pa.string(), True),
+        ("conversation_id", pa.string(), True),
+        ("context", pa.string(), True),
     ]
 
 

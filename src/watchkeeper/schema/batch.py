@@ -107,6 +107,9 @@ def normalize_core(
         columns.count(get("output_tokens"), "output_tokens", errs),
         number("time_to_first_token_ms"),
         number("cost_usd"),
+        text("trace_id"),
+        text("conversation_id"),
+        text("context"),
     ]
 
 

@@ -45,6 +45,9 @@ CORE_SCHEMA: Final = pa.schema(
         pa.field("output_tokens", pa.int64()),
         pa.field("ttft_ms", pa.float64()),
         pa.field("cost_usd", pa.float64()),
+        pa.field("trace_id", pa.string()),
+        pa.field("conversation_id", pa.string()),
+        pa.field("context", pa.string()),
     ]
 )
 
@@ -61,7 +64,7 @@ ACTUALS_SCHEMA: Final = pa.schema(
 # The wire's field names have one home, the SDK (which imports nothing from the server).
 EVENT_FIELDS: Final = frozenset(_WIRE_EVENT_FIELDS)
 ACTUAL_FIELDS: Final = frozenset({"event_id", "label", "timestamp"})
-LONG_TEXT_FIELDS: Final = frozenset({"prompt", "response", "error"})
+LONG_TEXT_FIELDS: Final = frozenset({"prompt", "response", "error", "context"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class Limits:
     max_events: int = 100_000
     max_future: timedelta = timedelta(minutes=5)
     max_string_len: int = 1024  # identifiers, labels, feature and segment values
-    max_text_len: int = 64 * 1024  # prompt, response, error
+    max_text_len: int = 64 * 1024  # prompt, response, error, context
     max_features: int = 2000
 
     def string_limit(self, field: str) -> int:

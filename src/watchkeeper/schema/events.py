@@ -12,7 +12,17 @@ from watchkeeper.schema.contract import DEFAULT_LIMITS, EVENT_FIELDS, SEGMENTS_T
 from watchkeeper.schema.decode import decode_batch
 from watchkeeper.schema.errors import RowErrors
 
-_STRING_FIELDS = ("event_id", "version", "status", "error", "prompt", "response")
+_STRING_FIELDS = (
+    "event_id",
+    "version",
+    "status",
+    "error",
+    "prompt",
+    "response",
+    "trace_id",
+    "conversation_id",
+    "context",
+)
 _NUMBER_FIELDS = ("score", "latency_ms", "time_to_first_token_ms", "cost_usd")
 _INTEGER_FIELDS = ("input_tokens", "output_tokens")
 

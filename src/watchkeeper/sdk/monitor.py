@@ -197,10 +197,16 @@ class Monitor:
         output_tokens: int | None = None,
         time_to_first_token_ms: float | None = None,
         cost_usd: float | None = None,
+        trace_id: str | None = None,
+        conversation_id: str | None = None,
+        context: str | None = None,
     ) -> str:
         """Queue one prediction and return its event id (pass it to :meth:`log_actual`).
 
         ``timestamp`` is epoch seconds or a datetime (naive = UTC); default: now.
+        LLM calls may also carry ``trace_id`` (the OpenTelemetry trace, 32 hex digits, to
+        see the call in its trace), ``conversation_id`` and ``context`` (the retrieved text
+        the answer should rest on; the groundedness evaluator reads it).
         Values are checked in the worker thread; fields left as None are not sent.
         """
         try:
@@ -228,6 +234,9 @@ class Monitor:
                 output_tokens,
                 time_to_first_token_ms,
                 cost_usd,
+                trace_id,
+                conversation_id,
+                context,
             )
             self._enqueue(self._predictions, record)
         except Exception as exc:

@@ -19,8 +19,8 @@ class Call:
     """One tracked model call.
 
     Set ``prediction``, ``score``, ``probabilities``, ``response``, ``input_tokens``,
-    ``output_tokens``, ``time_to_first_token_ms``, ``cost_usd`` (or any other field of
-    ``Monitor.log``) inside the block. ``event_id`` is known from the start, for a later
+    ``output_tokens``, ``time_to_first_token_ms``, ``cost_usd``, ``context`` (or any other
+    field of ``Monitor.log``) inside the block. ``event_id`` is known from the start, for a later
     ``log_actual``. On exit ``latency_ms`` is measured with ``time.perf_counter`` (unless
     you set it), the timestamp is the start time, and an exception raised by the block
     sets ``status="error"`` and ``error="<Type>: <message>"`` before it propagates.
@@ -42,6 +42,9 @@ class Call:
     output_tokens: int | None
     time_to_first_token_ms: float | None
     cost_usd: float | None
+    trace_id: str | None
+    conversation_id: str | None
+    context: str | None
 
     def __init__(
         self,

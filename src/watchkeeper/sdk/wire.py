@@ -40,6 +40,9 @@ EVENT_FIELDS: tuple[str, ...] = (
     "output_tokens",
     "time_to_first_token_ms",
     "cost_usd",
+    "trace_id",
+    "conversation_id",
+    "context",
 )
 #: Order of the values in a queued actual tuple (the arguments of ``Monitor.log_actual``).
 ACTUAL_FIELDS: tuple[str, ...] = ("event_id", "label", "timestamp")
@@ -183,6 +186,9 @@ _CLEANERS: dict[str, Any] = {
     "output_tokens": _count,
     "time_to_first_token_ms": _non_negative,
     "cost_usd": _non_negative,
+    "trace_id": _text,
+    "conversation_id": _text,
+    "context": _text,
 }
 _PIPELINE = tuple((name, _CLEANERS[name]) for name in EVENT_FIELDS)
 

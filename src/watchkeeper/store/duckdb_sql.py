@@ -91,7 +91,12 @@ CORE_EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("output_tokens", "BIGINT"),
     ("ttft_ms", "DOUBLE"),
     ("cost_usd", "DOUBLE"),
+    ("trace_id", "VARCHAR"),
+    ("conversation_id", "VARCHAR"),
+    ("context", "VARCHAR"),
 )
+# Columns added after the first release: tables made before them gain them at start.
+ADDED_EVENT_COLUMNS: tuple[str, ...] = ("trace_id", "conversation_id", "context")
 
 FEATURE_SQL_TYPES = {"number": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
 

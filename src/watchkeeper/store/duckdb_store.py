@@ -156,6 +156,10 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving
         self._con = con
         self._load_layouts()
         for mid, name, task in con.execute("SELECT id, name, task FROM models").fetchall():
+            for column in sql.ADDED_EVENT_COLUMNS:  # tables made by an older release
+                con.execute(
+                    f"ALTER TABLE {sql.events_table(mid)} ADD COLUMN IF NOT EXISTS {column} VARCHAR"
+                ).fetchall()
             model = ModelState(mid, name, task)
             for fname, ftype in con.execute(
                 "SELECT name, type FROM model_features WHERE model_id = ?", [mid]
