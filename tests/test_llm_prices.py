@@ -321,6 +321,39 @@ def test_cached_tokens_never_cost_more(
     )
 
 
+rates = st.decimals(min_value=0, max_value=200, places=6, allow_nan=False, allow_infinity=False)
+
+
+@given(rates, rates, rates, counts, counts, st.data())
+def test_cost_equals_the_rounded_exact_fraction(
+    inp: Decimal, out: Decimal, cached: Decimal, input_tokens: int, output_tokens: int,
+    data: st.DataObject,
+) -> None:  # fmt: skip
+    """Any rates (to a millionth of a dollar) and counts: the cost is the exact rational
+    cost rounded once to a float (the oracle), bit for bit."""
+    cached = min(cached, inp)
+    price = PriceTable.load([{"provider": "acme", "model": "m", "input": str(inp),
+                              "output": str(out), "cached_input": str(cached),
+                              "effective_from": "2020-01-01"}], defaults=False).price(
+        "acme", "m", NOW)  # fmt: skip
+    assert price is not None
+    cached_tokens = data.draw(st.integers(min_value=0, max_value=input_tokens))
+    tokens = (input_tokens, output_tokens, cached_tokens)
+    assert price.cost(*tokens) == oracle((str(inp), str(out), str(cached)), tokens)
+
+
+def test_cached_look_ups_answer_as_uncached_ones() -> None:
+    """price() is cached per (provider, model) and (model, day): the cached answers are the
+    same rows as a fresh table's, for every default model, day and unknown name."""
+    days = [datetime(2023, 1, 1, tzinfo=timezone.utc), NOW, LATER]
+    names = [*MODELS, ("openai", "no-such-model"), (None, "gpt-4o-2024-08-06")]
+    for _ in range(2):  # the second pass answers from the caches
+        for provider, model in names:
+            for day in days:
+                fresh = PriceTable(DEFAULTS.rows())  # nothing cached yet
+                assert DEFAULTS.price(provider, model, day) == fresh.price(provider, model, day)
+
+
 # --- the settings file --------------------------------------------------------------------------
 
 

@@ -14,7 +14,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
 
 from watchkeeper.otlp import Span, SpanEvent, decode_request, is_llm_call, llm_events, span_event
-from watchkeeper.otlp.genai import messages_text, model_name
+from watchkeeper.otlp.genai import (
+    conversation_id,
+    is_retrieval,
+    messages_text,
+    model_name,
+    retrieved_text,
+)
 from watchkeeper.schema import BatchError
 
 TRACE = "5b8efff798038103d269b633813fc60c"
@@ -266,6 +272,7 @@ def test_current_genai_span() -> None:
     )
     assert span_event(span) == {
         "event_id": SPAN,
+        "trace_id": TRACE,
         "timestamp": "2025-12-01T00:00:01.234567Z",
         "version": "gpt-4o-2024-08-06",
         "latency_ms": 1234.567891,
@@ -310,6 +317,7 @@ def test_older_genai_span_with_error() -> None:
     )
     assert span_event(span) == {
         "event_id": SPAN,
+        "trace_id": TRACE,
         "timestamp": "2025-12-01T00:00:01.234567Z",
         "version": "claude-3",
         "latency_ms": 1234.567891,
@@ -366,6 +374,7 @@ def test_openinference_span() -> None:
     )
     assert span_event(span) == {
         "event_id": SPAN,
+        "trace_id": TRACE,
         "timestamp": "2025-12-01T00:00:01.234567Z",
         "version": "gpt-4o-mini",
         "latency_ms": 1234.567891,
@@ -421,6 +430,7 @@ def test_bounded_and_minimal_events() -> None:
     bare = _span({"gen_ai.operation.name": "chat"})
     assert span_event(bare) == {
         "event_id": SPAN,
+        "trace_id": TRACE,
         "timestamp": "2025-12-01T00:00:01.234567Z",
         "latency_ms": 1234.567891,
         "status": "ok",
@@ -448,3 +458,96 @@ def test_messages_text() -> None:
     assert messages_text([{"role": "user", "content": [{"type": "text", "text": "a"}]}]) == "a"
     assert messages_text("[]") is None
     assert messages_text(None) is None
+
+
+# ---- trace, conversation and retrieved context ---------------------------------------------
+
+OTHER_TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_conversation_id_from_genai_or_openinference() -> None:
+    """gen_ai.conversation.id wins over OpenInference session.id; none gives no field."""
+    both = _span(
+        {"gen_ai.operation.name": "chat", "gen_ai.conversation.id": "c1", "session.id": "s"}
+    )
+    assert conversation_id(both) == "c1" and span_event(both)["conversation_id"] == "c1"
+    oi = _span({"openinference.span.kind": "LLM", "session.id": "s9"})
+    assert span_event(oi)["conversation_id"] == "s9"
+    assert "conversation_id" not in span_event(_span({"gen_ai.operation.name": "chat"}))
+
+
+def _retrieval(span_id: str, attrs: dict[str, Any], **kw: Any) -> Span:
+    return _span(attrs, span_id=span_id, start_time_unix_nano=START - 10, **kw)
+
+
+def test_retrieval_spans_of_each_convention() -> None:
+    """OpenInference RETRIEVER documents, GenAI gen_ai.retrieval.documents (structured or
+    JSON text, content or text), else output.value."""
+    oi = _retrieval(
+        "00000000000000a1",
+        {
+            "openinference.span.kind": "RETRIEVER",
+            "retrieval.documents.0.document.content": "one",
+            "retrieval.documents.1.document.content": "two",
+            "retrieval.documents.1.document.score": 0.5,
+        },
+    )
+    assert is_retrieval(oi) and retrieved_text(oi) == "one\n\ntwo"
+    docs = [{"id": "d1", "score": 0.9, "content": "alpha"}, {"id": "d2", "text": "beta"}]
+    for value in (docs, json.dumps(docs)):
+        genai = _retrieval(
+            "00000000000000a2",
+            {"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.documents": value},
+        )
+        assert is_retrieval(genai) and retrieved_text(genai) == "alpha\n\nbeta"
+    ids_only = _retrieval(
+        "00000000000000a3",
+        {
+            "gen_ai.operation.name": "retrieval",
+            "gen_ai.retrieval.documents": json.dumps([{"id": "d1", "score": 0.9}]),
+            "output.value": "fallback text",
+        },
+    )
+    assert retrieved_text(ids_only) == "fallback text"
+    assert not is_retrieval(_span({"gen_ai.operation.name": "chat"}))
+    assert not is_retrieval(_span({"openinference.span.kind": "LLM"}))
+
+
+def test_llm_event_context_from_its_trace_in_the_same_export() -> None:
+    """An LLM call's context is the text of the retrieval spans of its own trace that started
+    before it ended, in start order; its own watchkeeper.context attribute wins; every event
+    carries its trace id."""
+    early = _retrieval(
+        "00000000000000a1",
+        {"openinference.span.kind": "RETRIEVER", "retrieval.documents.0.document.content": "B"},
+    )
+    earlier = _span(
+        {"openinference.span.kind": "RETRIEVER", "retrieval.documents.0.document.content": "A"},
+        span_id="00000000000000a0",
+        start_time_unix_nano=START - 20,
+    )
+    after = _span(
+        {"openinference.span.kind": "RETRIEVER", "retrieval.documents.0.document.content": "late"},
+        span_id="00000000000000a2",
+        start_time_unix_nano=END + 1,
+    )
+    elsewhere = _retrieval(
+        "00000000000000a3",
+        {"openinference.span.kind": "RETRIEVER", "retrieval.documents.0.document.content": "X"},
+        trace_id=OTHER_TRACE,
+    )
+    call = _span({"gen_ai.operation.name": "chat"})
+    own = _span(
+        {"gen_ai.operation.name": "chat", "watchkeeper.context": "given"},
+        span_id="00000000000000cc",
+    )
+    lonely = _span(
+        {"gen_ai.operation.name": "chat"}, span_id="00000000000000dd", trace_id=OTHER_TRACE[::-1]
+    )
+    grouped, others = llm_events([call, after, early, elsewhere, own, earlier, lonely])
+    events = {e["event_id"]: e for e in grouped["Support-Bot-v2"]}
+    assert others == 4
+    assert events[SPAN]["context"] == "A\n\nB"
+    assert events[SPAN]["trace_id"] == TRACE
+    assert events["00000000000000cc"]["context"] == "given"
+    assert "context" not in events["00000000000000dd"]

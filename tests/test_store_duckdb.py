@@ -234,3 +234,36 @@ def test_group_commit_merges_batches_and_stores_a_repeated_id_once(store: DuckDB
     assert store.stats()["commits"] == commits + 2
     assert sorted((r.accepted, r.duplicates) for r in results) == [(0, 100), (50, 0), (100, 0)]
     assert metrics(store)["count"] == 150
+
+
+def test_late_events_after_a_rollup_reach_the_hourly_tier(store: DuckDBStore) -> None:
+    """A batch marks its hours for the roll-up at most once while they stay marked; an
+    hour rolled up and then written again (a late event) is marked anew, so a range read
+    from the hourly tier still counts every event."""
+    hour = (NOW - timedelta(hours=3)).replace(minute=0)
+
+    def batch(first: int, n: int) -> bytes:
+        return orjson.dumps(
+            [
+                {
+                    "event_id": f"h{i}",
+                    "timestamp": (hour + timedelta(minutes=i % 60)).isoformat(),
+                    "latency_ms": 1.0 + i,
+                }
+                for i in range(first, first + n)
+            ]
+        )
+
+    def hourly_count() -> int:
+        q = WindowQuery("late", hour, hour + timedelta(hours=1), 3600)
+        got = store.window_aggregates(q)
+        return sum(compute(["count"], agg)["count"] or 0 for _, agg in got)
+
+    store.ingest_events("late", parse_events(batch(0, 10), "application/json"))
+    store.ingest_events("late", parse_events(batch(10, 10), "application/json"))
+    store.rollup()
+    assert hourly_count() == 20
+    store.ingest_events("late", parse_events(batch(20, 5), "application/json"))  # late
+    assert hourly_count() == 25  # the hour is dirty again: read from minutes
+    store.rollup()
+    assert hourly_count() == 25

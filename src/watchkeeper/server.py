@@ -25,6 +25,8 @@ from watchkeeper.api.app import build_api
 from watchkeeper.api.prometheus import MetricsSettings
 from watchkeeper.drift.settings import DriftSettings
 from watchkeeper.drift.stats import DriftConfigError
+from watchkeeper.evaluators.runner import EvaluatorRunner
+from watchkeeper.evaluators.settings import EvaluatorConfigError, EvaluatorSettings
 from watchkeeper.llm.prices import PriceConfigError, PriceTable
 from watchkeeper.monitors.definitions import Monitor
 from watchkeeper.monitors.files import (
@@ -40,7 +42,16 @@ from watchkeeper.store.keys import KeyStore
 log = logging.getLogger("watchkeeper.server")
 
 SETTINGS_KEYS = {"memory_limit", "max_pending_rows", "checkpoint_threshold"}
-SECTIONS = {"store", "drift", "monitors", "notifications", "actions", "metrics", "prices"}
+SECTIONS = {
+    "store",
+    "drift",
+    "monitors",
+    "notifications",
+    "actions",
+    "metrics",
+    "prices",
+    "evaluators",
+}
 
 
 class ConfigError(ValueError):
@@ -60,6 +71,7 @@ class ServerConfig:
     notify_interval: float = 1.0  # seconds between outbox deliveries (0: never on its own)
     action_interval: float = 1.0  # seconds between claims of queued action runs (0: never)
     metrics: MetricsSettings | None = None  # overrides the config file's metrics: section
+    evaluators: EvaluatorSettings | None = None  # overrides the config file's evaluators:
 
 
 def _load_doc(path: Path | None) -> dict[str, Any]:
@@ -154,6 +166,15 @@ def load_price_table(path: Path | None) -> PriceTable:
         raise ConfigError("\n".join(f"{path}: {line}" for line in exc.lines())) from None
 
 
+def load_evaluator_settings(path: Path | None) -> EvaluatorSettings:
+    """The YAML config's ``evaluators:`` section (docs/llm.md), validated (every problem
+    with its key)."""
+    try:
+        return EvaluatorSettings.from_config(_load_doc(path).get("evaluators"))
+    except EvaluatorConfigError as exc:
+        raise ConfigError("\n".join(f"{path}: {line}" for line in exc.lines())) from None
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; the store opens and closes with the app's lifespan."""
     settings = {**load_settings(config.config_file), **config.settings}
@@ -179,6 +200,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     runner = ActionRunner(store, actions, config.action_interval)
     app = build_api(store, keys, drift, registry, lambda: runner.config)
     scheduler = Scheduler(engine, config.evaluate_interval)
+    evaluator_settings = config.evaluators or load_evaluator_settings(config.config_file)
+    evaluators = EvaluatorRunner(store, evaluator_settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -187,9 +210,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         scheduler.start()
         notifier.start()
         runner.start()
+        evaluators.start()
         try:
             yield
         finally:
+            evaluators.stop()
             runner.stop()
             notifier.stop()
             scheduler.stop()
@@ -209,6 +234,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.notifier = notifier
     app.state.action_runner = runner
     app.state.prices = prices
+    app.state.evaluator_settings = evaluator_settings
+    app.state.evaluator_runner = evaluators
     app.state.monitors = registry
     app.state.metrics_settings = config.metrics or load_metrics_settings(config.config_file)
     return app

@@ -1,15 +1,20 @@
-"""``POST /v1/traces``: OTLP/HTTP trace export (protobuf or JSON, gzip) -> LLM-call events.
+"""``POST /v1/traces``: OTLP/HTTP trace export (protobuf or JSON, gzip) -> spans and events.
 
-Spans that are LLM calls become events of the model named by their ``service.name`` (task
-``llm``); other spans are ignored for now. The reply is an ``ExportTraceServiceResponse`` in
-the request's format; LLM spans that could not be stored are counted in ``partialSuccess``.
-A full write queue answers 503 with Retry-After, which OpenTelemetry exporters retry (event
-ids are span ids, so a resent request stores nothing twice).
+Every span is kept in the store's ``spans`` table (one write per request) for the trace
+views; spans that are LLM calls also become events of the model named by their
+``service.name`` (task ``llm``). With ``evaluators.redact_pii`` on, personal data is redacted
+from the spans and events before anything is stored. The reply is an
+``ExportTraceServiceResponse`` in the request's format; LLM spans that could not be stored
+are counted in ``partialSuccess``. A full write queue answers 503 with Retry-After, which
+OpenTelemetry exporters retry (spans are keyed by trace and span id, event ids are span ids,
+so a resent request stores nothing twice).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +27,10 @@ from starlette.concurrency import run_in_threadpool
 from watchkeeper.api.errors import APIError
 from watchkeeper.api.ingest import read_body
 from watchkeeper.api.schemas import ERRORS
+from watchkeeper.llm.prices import PriceTable
 from watchkeeper.otlp.decode import PROTOBUF, Format, decode_request, request_format
 from watchkeeper.otlp.genai import llm_events, price_events
+from watchkeeper.otlp.spans import redact_events, redact_spans, spans_table
 from watchkeeper.schema import DEFAULT_LIMITS, BatchError
 from watchkeeper.schema.batch import receipt_time
 from watchkeeper.schema.events import events_from_rows
@@ -36,6 +43,70 @@ _TYPES = {
     PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
     "application/json": {"schema": {"type": "object"}},
 }
+
+
+def redact_pii(state: Any) -> bool:
+    """Whether the server's ``evaluators.redact_pii`` setting is on (off when unset)."""
+    settings = getattr(state, "evaluator_settings", None)
+    if isinstance(settings, Mapping):
+        return bool(settings.get("redact_pii", False))
+    return bool(getattr(settings, "redact_pii", False))
+
+
+def ingest_export(
+    store: Store,
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    prices: PriceTable | None = None,
+    redact: bool = False,
+) -> tuple[int, str]:
+    """Decode one export and store all its spans (one write) and its LLM-call events, the
+    two writes in flight together; returns (LLM spans rejected, first reasons)."""
+    spans = decode_request(body, content_type, content_encoding)
+    if redact:
+        spans = redact_spans(spans)
+    grouped, _others = llm_events(spans)
+    if prices is not None:  # cost from the price table when the span carries none
+        for events in grouped.values():
+            price_events(events, prices)
+    if redact:
+        redact_events(grouped)
+    by_span = {e["event_id"]: e for events in grouped.values() for e in events}
+    table = spans_table(spans, by_span, receipt_time(None))
+    if not grouped:
+        store.ingest_spans(table)
+        return 0, ""
+    # The spans' write is queued first and waited for last: while the store's writer inserts
+    # the spans this thread validates the events, and the two writes (and other requests')
+    # share the writer's group commit, so an export waits for one commit, not two.
+    spans_written = _span_writer().submit(store.ingest_spans, table)
+    try:
+        result = store_events(store, grouped)
+    except StoreBusyError:
+        # a queue with room for one of the two writes: once the spans are in (or refused
+        # too, which raises), the events are tried again; event ids make the retry safe
+        spans_written.result()
+        return store_events(store, grouped)
+    except BaseException:
+        wait([spans_written])
+        raise
+    spans_written.result()  # its StoreBusyError/StoreError propagates as the events' would
+    return result
+
+
+_SPAN_WRITES: ThreadPoolExecutor | None = None
+_SPAN_WRITES_LOCK = threading.Lock()
+
+
+def _span_writer() -> ThreadPoolExecutor:
+    """Threads that hand span batches to the store and wait for their commit (they only
+    wait: the store's single writer does the work)."""
+    global _SPAN_WRITES
+    with _SPAN_WRITES_LOCK:
+        if _SPAN_WRITES is None:
+            _SPAN_WRITES = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wk-otlp-spans")
+        return _SPAN_WRITES
 
 
 def store_events(store: Store, grouped: Mapping[str, list[dict[str, Any]]]) -> tuple[int, str]:
@@ -137,22 +208,22 @@ def otlp_router(store: Store, keys: KeyStore) -> APIRouter:
         responses={**ERRORS, 200: {"content": _TYPES}},
         response_class=Response,
         openapi_extra={"requestBody": {"required": True, "content": _TYPES}},
-        summary="OTLP/HTTP trace export: LLM-call spans become events of their service",
+        summary="OTLP/HTTP trace export: spans are kept, LLM calls become events",
     )
     async def post_traces(request: Request) -> Response:
         content_type = request.headers.get("content-type")
         fmt = request_format(content_type)  # 415 before reading the body
         try:
             body = await read_body(request, DEFAULT_LIMITS.max_body_bytes)
-            spans = await run_in_threadpool(
-                decode_request, body, content_type, request.headers.get("content-encoding")
+            rejected, message = await run_in_threadpool(
+                ingest_export,
+                store,
+                body,
+                content_type,
+                request.headers.get("content-encoding"),
+                getattr(request.app.state, "prices", None),
+                redact_pii(request.app.state),
             )
-            grouped, _ignored = llm_events(spans)
-            prices = getattr(request.app.state, "prices", None)
-            if prices is not None:  # cost from the price table when the span carries none
-                for events in grouped.values():
-                    price_events(events, prices)
-            rejected, message = await run_in_threadpool(store_events, store, grouped)
         except (APIError, BatchError, StoreError) as exc:
             if fmt is not Format.PROTOBUF:
                 raise

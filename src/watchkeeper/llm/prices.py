@@ -15,18 +15,21 @@ of them read from the provider's cache. So the cost is::
 
 Anthropic reports cache reads beside ``input_tokens`` (not inside it): add them to
 ``input_tokens`` before calling. Reasoning tokens are part of ``output_tokens`` (as OpenAI
-reports them). Costs are computed exactly (rational arithmetic) and rounded once to a float.
+reports them). Costs are computed exactly (integer arithmetic over the rates' common
+denominator) and rounded once to a float.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
@@ -89,6 +92,8 @@ _NAME_FAMILIES = (
     (re.compile(r"^(mistral|open-mistral|codestral|ministral|pixtral|magistral)"), "mistral"),
 )
 _BOUNDARY = "-.:@_"  # a prefix match must end at one of these (gpt-4 is no prefix of gpt-4o)
+_CACHE_SIZE = 4096  # distinct (provider, model) names and (model, day) pairs remembered
+_UNSEEN: Any = object()
 
 
 class PriceConfigError(ValueError):
@@ -128,12 +133,21 @@ class Price:
                 f"cached_input_tokens ({cached_input_tokens}) is part of input_tokens"
                 f" ({input_tokens}) and cannot exceed it"
             )
+        a, b, c, denominator = self._scaled
         total = (
-            Fraction(self.input) * (input_tokens - cached_input_tokens)
-            + Fraction(self.cached_input) * cached_input_tokens
-            + Fraction(self.output) * output_tokens
+            a * (input_tokens - cached_input_tokens) + b * cached_input_tokens + c * output_tokens
         )
-        return float(total / PER_TOKENS)
+        return total / denominator  # int / int: the exact quotient rounded once
+
+    @cached_property
+    def _scaled(self) -> tuple[int, int, int, int]:
+        """The three rates as integers over one common denominator (per token): integer
+        arithmetic is exact, and Python's int / int is correctly rounded, so the cost equals
+        ``float(Fraction)`` of the exact sum without building fractions per call."""
+        rates = [Fraction(r) for r in (self.input, self.cached_input, self.output)]
+        common = math.lcm(*(r.denominator for r in rates))
+        a, b, c = (r.numerator * (common // r.denominator) for r in rates)
+        return a, b, c, common * PER_TOKENS
 
 
 def provider_family(provider: str | None) -> str | None:
@@ -282,6 +296,10 @@ class PriceTable:
 
     def __init__(self, rows: Iterable[Price]) -> None:
         self._rows: dict[tuple[str, str], list[Price]] = {}
+        # (provider, model) -> resolve()'s answer; (key, day) -> price(): a table is not
+        # changed after it is built, so answers are cached (bounded; cleared when full).
+        self._resolved: dict[tuple[str | None, str], Any] = {}
+        self._in_force: dict[tuple[tuple[str, str], date], Any] = {}
         for row in rows:
             self._rows.setdefault((row.provider, row.model), []).append(row)
         for history in self._rows.values():
@@ -331,14 +349,31 @@ class PriceTable:
     def price(self, provider: str | None, model: str, at: datetime) -> Price | None:
         """The row in force for this model on ``at``'s UTC date (naive means UTC); ``None``
         for an unknown model or a date before its first row."""
-        key = self.resolve(provider, model)
+        day = (at if at.tzinfo is None else at.astimezone(timezone.utc)).date()
+        return self.price_on(provider, model, day)
+
+    def price_on(self, provider: str | None, model: str, day: date) -> Price | None:
+        """The row in force for this model on a (UTC) day; cached, so pricing many calls
+        of a few models costs one dictionary look-up each."""
+        names = (provider, model)
+        key = self._resolved.get(names, _UNSEEN)  # one look-up: safe if another thread clears
+        if key is _UNSEEN:
+            if len(self._resolved) >= _CACHE_SIZE:
+                self._resolved.clear()
+            key = self._resolved[names] = self.resolve(provider, model)
         if key is None:
             return None
-        day = (at if at.tzinfo is None else at.astimezone(timezone.utc)).date()
+        when = (key, day)
+        cached = self._in_force.get(when, _UNSEEN)
+        if cached is not _UNSEEN:
+            return cached  # type: ignore[no-any-return]
         found = None
         for row in self._rows[key]:
             if row.effective_from <= day:
                 found = row
+        if len(self._in_force) >= _CACHE_SIZE:
+            self._in_force.clear()
+        self._in_force[when] = found
         return found
 
     def cost(

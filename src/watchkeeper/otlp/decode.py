@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from watchkeeper.schema import DEFAULT_LIMITS, BatchError, Limits
 from watchkeeper.schema.decode import decompress
@@ -37,16 +37,20 @@ class Format(Enum):
     JSON = "json"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SpanEvent:
     name: str
     time_unix_nano: int
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Span:
-    """One span with its resource and scope; ids are lowercase hex, times are Unix ns."""
+    """One span with its resource and scope; ids are lowercase hex, times are Unix ns.
+
+    Not frozen (a frozen dataclass's ``__init__`` costs several times more, and an export
+    builds thousands); treat it as read-only: redaction makes new spans
+    (``dataclasses.replace``)."""
 
     trace_id: str
     span_id: str
@@ -108,37 +112,57 @@ def decode_protobuf(body: bytes) -> list[Span]:
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise malformed(f"the body is not a protobuf ExportTraceServiceRequest: {exc}") from None
     spans: list[Span] = []
+    append = spans.append
+    kinds, statuses = _KINDS, _STATUS
+    n_kinds, n_statuses = len(kinds), len(statuses)
     for r, rs in enumerate(request.resource_spans):
         resource = _pb_attributes(rs.resource.attributes)
         for s, ss in enumerate(rs.scope_spans):
+            scope = ss.scope
+            scope_name, scope_version = scope.name, scope.version
             for i, sp in enumerate(ss.spans):
-                where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
-                spans.append(
+                # each protobuf field is read once (upb builds a wrapper per access); the
+                # error's location is only formatted for a bad id
+                trace_id, span_id, parent = sp.trace_id, sp.span_id, sp.parent_span_id
+                if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+                    _pb_id(trace_id, 16, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}].traceId")
+                if len(span_id) != 8 or span_id == _ZERO_SPAN:
+                    _pb_id(span_id, 8, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}].spanId")
+                if parent and (len(parent) != 8 or parent == _ZERO_SPAN):
+                    _pb_id(parent, 8, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}].parentSpanId")
+                kind = sp.kind
+                status = sp.status
+                code = status.code
+                events = sp.events
+                append(
                     Span(
-                        trace_id=_pb_id(sp.trace_id, 16, f"{where}.traceId"),
-                        span_id=_pb_id(sp.span_id, 8, f"{where}.spanId"),
-                        parent_span_id=(
-                            _pb_id(sp.parent_span_id, 8, f"{where}.parentSpanId")
-                            if sp.parent_span_id
-                            else None
-                        ),
-                        name=sp.name,
-                        kind=_enum_name(sp.kind, _KINDS),
-                        start_time_unix_nano=sp.start_time_unix_nano,
-                        end_time_unix_nano=sp.end_time_unix_nano,
-                        status_code=_enum_name(sp.status.code, _STATUS),
-                        status_message=sp.status.message,
-                        attributes=_pb_attributes(sp.attributes),
-                        events=[
+                        trace_id.hex(),
+                        span_id.hex(),
+                        parent.hex() if parent else None,
+                        sp.name,
+                        kinds[kind] if 0 <= kind < n_kinds else kinds[0],
+                        sp.start_time_unix_nano,
+                        sp.end_time_unix_nano,
+                        statuses[code] if 0 <= code < n_statuses else statuses[0],
+                        status.message,
+                        _pb_attributes(sp.attributes),
+                        [
                             SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes))
-                            for e in sp.events
-                        ],
-                        resource=resource,
-                        scope_name=ss.scope.name,
-                        scope_version=ss.scope.version,
+                            for e in events
+                        ]
+                        if events
+                        else [],
+                        resource,
+                        scope_name,
+                        scope_version,
                     )
                 )
     return spans
+
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+_SCALARS = frozenset({"bool_value", "int_value", "double_value", "bytes_value"})
 
 
 def _pb_id(raw: bytes, size: int, where: str) -> str:
@@ -154,8 +178,14 @@ def _enum_name(value: int, names: tuple[str, ...]) -> str:
 def _pb_attributes(items: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in items:
-        assert isinstance(kv, KeyValue)
-        out[kv.key] = _pb_value(kv.value)
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":  # most attributes: inline, no call per value
+            out[kv.key] = value.string_value
+        elif kind in _SCALARS:
+            out[kv.key] = getattr(value, kind)
+        else:
+            out[kv.key] = _pb_value(value)
     return out
 
 
@@ -231,10 +261,16 @@ def _json_span(
 
 def _get(obj: Mapping[str, Any], camel: str) -> Any:
     """A field by its lowerCamelCase name (OTLP/JSON) or its snake_case proto name."""
-    if camel in obj:
-        return obj[camel]
-    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
+    value = obj.get(camel)
+    if value is not None:
+        return value
+    snake = _SNAKE.get(camel)
+    if snake is None:  # a fixed set of field names: computed once each
+        snake = _SNAKE[camel] = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
     return obj.get(snake)
+
+
+_SNAKE: dict[str, str] = {}
 
 
 def _obj(value: Any, where: str) -> Mapping[str, Any]:
@@ -307,10 +343,18 @@ def _json_enum(value: Any, names: tuple[str, ...], prefix: str, where: str) -> s
 def _json_attributes(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, kv in enumerate(_list(obj, "attributes", where)):
-        kwhere = f"{where}.attributes[{k}]"
-        kv = _obj(kv, kwhere)
-        key = _str(kv.get("key"), f"{kwhere}.key")
-        out[key] = _json_value(kv.get("value"), f"{where}.attributes[{key!r}]")
+        if not isinstance(kv, dict):
+            _obj(kv, f"{where}.attributes[{k}]")
+        key = kv.get("key")
+        if not isinstance(key, str):
+            key = _str(key, f"{where}.attributes[{k}].key")
+        value = kv.get("value")
+        if type(value) is dict and len(value) == 1:  # the common case, without formatting
+            text = value.get("stringValue")  # the error location of the general case
+            if type(text) is str:
+                out[key] = text
+                continue
+        out[key] = _json_value(value, f"{where}.attributes[{key!r}]")
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Final
 
 import orjson
@@ -38,14 +38,28 @@ COST = ("gen_ai.usage.cost", "llm.cost.total")
 TTFT_SECONDS = "gen_ai.response.time_to_first_chunk"
 FINISH_REASONS = "gen_ai.response.finish_reasons"
 OPENINFERENCE_KIND = "openinference.span.kind"
+CONVERSATION = ("gen_ai.conversation.id", "session.id")
+CONTEXT = "watchkeeper.context"  # retrieved context set by the application on the LLM span
+RETRIEVAL_OPERATIONS: Final = frozenset({"retrieval", "retrieve"})
+RETRIEVAL_DOCUMENTS = "gen_ai.retrieval.documents"
+OPENINFERENCE_DOCUMENT = "retrieval.documents.{}.document.content"
 
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def model_name(span: Span) -> str:
     """The Watchkeeper model of a span: its service.name, made a valid model name."""
-    name = _INVALID_NAME_CHARS.sub("-", span.service_name or "").lstrip("_.-")[:128]
-    return name or UNKNOWN_SERVICE
+    service = span.service_name or ""
+    name = _MODEL_NAMES.get(service)
+    if name is None:
+        if len(_MODEL_NAMES) >= 1024:
+            _MODEL_NAMES.clear()
+        name = _INVALID_NAME_CHARS.sub("-", service).lstrip("_.-")[:128] or UNKNOWN_SERVICE
+        _MODEL_NAMES[service] = name
+    return name
+
+
+_MODEL_NAMES: dict[str, str] = {}  # service.name -> model name (few distinct per server)
 
 
 def is_llm_call(span: Span) -> bool:
@@ -64,89 +78,197 @@ def is_llm_call(span: Span) -> bool:
 
 
 def llm_events(spans: Iterable[Span]) -> tuple[dict[str, list[dict[str, Any]]], int]:
-    """The LLM-call events grouped by model, and the number of other spans (ignored)."""
+    """The LLM-call events grouped by model, and the number of other spans.
+
+    An LLM call's ``context`` is its own ``watchkeeper.context`` attribute, else the text of
+    the retrieval spans of its trace in the same request that started before it ended."""
     grouped: dict[str, list[dict[str, Any]]] = {}
+    calls: list[Span] = []
+    retrieved: dict[str, list[tuple[int, str]]] = {}
     ignored = 0
     for span in spans:
         if is_llm_call(span):
-            grouped.setdefault(model_name(span), []).append(span_event(span))
-        else:
-            ignored += 1
+            calls.append(span)
+            continue
+        ignored += 1
+        if is_retrieval(span):
+            text = retrieved_text(span)
+            if text:
+                retrieved.setdefault(span.trace_id, []).append((span.start_time_unix_nano, text))
+    for span in calls:
+        event = span_event(span)
+        if retrieved and "context" not in event and span.trace_id in retrieved:
+            end = span.end_time_unix_nano or span.start_time_unix_nano
+            docs = [text for start, text in sorted(retrieved[span.trace_id]) if start <= end]
+            if docs:
+                event["context"] = "\n\n".join(docs)[: DEFAULT_LIMITS.max_text_len]
+        grouped.setdefault(model_name(span), []).append(event)
     return grouped, ignored
+
+
+def is_retrieval(span: Span) -> bool:
+    """A GenAI retrieval span (``gen_ai.operation.name`` retrieval) or an OpenInference
+    RETRIEVER span."""
+    attrs = span.attributes
+    operation = attrs.get(OPERATION)
+    if isinstance(operation, str) and operation in RETRIEVAL_OPERATIONS:
+        return True
+    kind = attrs.get(OPENINFERENCE_KIND)
+    return isinstance(kind, str) and kind.upper() == "RETRIEVER"
+
+
+def retrieved_text(span: Span) -> str | None:
+    """The documents a retrieval span returned, one per paragraph: GenAI
+    ``gen_ai.retrieval.documents`` (structured or a JSON string; each document's
+    ``content``/``text``), OpenInference ``retrieval.documents.N.document.content``, else
+    the GenAI output messages or ``output.value``."""
+    attrs = span.attributes
+    texts = [_document_text(d) for d in _documents(attrs.get(RETRIEVAL_DOCUMENTS))]
+    i = 0
+    while (key := OPENINFERENCE_DOCUMENT.format(i)) in attrs:
+        texts.append(_text(attrs[key]))
+        i += 1
+    found = "\n\n".join(t for t in texts if t)
+    return (
+        found
+        or messages_text(attrs.get("gen_ai.output.messages"))
+        or _text(attrs.get("output.value"))
+    )
+
+
+def _documents(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return [value]
+    if isinstance(value, dict):
+        value = value.get("documents", [value])
+    return value if isinstance(value, list) else []
+
+
+def _document_text(doc: Any) -> str | None:
+    if isinstance(doc, str):
+        return _text(doc)
+    if not isinstance(doc, dict):
+        return None
+    for key in ("content", "text", "page_content"):
+        value = doc.get(key)
+        if isinstance(value, list):  # parts: [{"type": "text", "content": ...}]
+            return _message_text({"parts": value}) or None
+        if _text(value):
+            return str(value)
+    inner = doc.get("document")
+    return _document_text(inner) if isinstance(inner, dict) else None
+
+
+def conversation_id(span: Span) -> str | None:
+    """``gen_ai.conversation.id``, else OpenInference ``session.id``."""
+    return _first_str(span.attributes, CONVERSATION)
 
 
 def span_event(span: Span) -> dict[str, Any]:
     """The event of one LLM-call span (fields that the span does not carry are left out)."""
     attrs = span.attributes
-    event: dict[str, Any] = {"event_id": span.span_id}
-    end = span.end_time_unix_nano or span.start_time_unix_nano
-    if end > 0:
-        event["timestamp"] = _rfc3339(end)
+    limits = DEFAULT_LIMITS
+    event: dict[str, Any] = {"event_id": span.span_id, "trace_id": span.trace_id}
+    conversation = _first_str(attrs, CONVERSATION)
+    if conversation is not None:
+        event["conversation_id"] = conversation[: limits.max_string_len]
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    stamp = end or start
+    if stamp > 0:
+        event["timestamp"] = _rfc3339(stamp)
     version = _first_str(attrs, VERSION)
     if version is not None:
-        event["version"] = version[: DEFAULT_LIMITS.max_string_len]
-    if span.start_time_unix_nano and span.end_time_unix_nano >= span.start_time_unix_nano:
-        event["latency_ms"] = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+        event["version"] = version[: limits.max_string_len]
+    if start and end >= start:
+        event["latency_ms"] = (end - start) / 1e6
     if span.status_code == "error":
         event["status"] = "error"
         message = span.status_message or _text(attrs.get("error.type")) or _exception(span)
         if message:
-            event["error"] = message[: DEFAULT_LIMITS.max_text_len]
+            event["error"] = message[: limits.max_text_len]
     else:
         event["status"] = "ok"
-    for name, keys in (("input_tokens", INPUT_TOKENS), ("output_tokens", OUTPUT_TOKENS)):
-        tokens = _first_count(attrs, keys)
-        if tokens is not None:
-            event[name] = tokens
+    tokens = _first_count(attrs, INPUT_TOKENS)
+    if tokens is not None:
+        event["input_tokens"] = tokens
+    tokens = _first_count(attrs, OUTPUT_TOKENS)
+    if tokens is not None:
+        event["output_tokens"] = tokens
     ttft = _number(attrs.get(TTFT_SECONDS))
     if ttft is not None:
         event["time_to_first_token_ms"] = ttft * 1000.0
-    cost = next((c for c in (_number(attrs.get(k)) for k in COST) if c is not None), None)
-    if cost is not None:
-        event["cost_usd"] = cost
-    prompt = prompt_text(span)
+    for key in COST:
+        cost = _number(attrs.get(key))
+        if cost is not None:
+            event["cost_usd"] = cost
+            break
+    prompt = _captured(span, _INPUT_KEYS)
     if prompt:
-        event["prompt"] = prompt[: DEFAULT_LIMITS.max_text_len]
-    response = response_text(span)
+        event["prompt"] = prompt[: limits.max_text_len]
+    response = _captured(span, _OUTPUT_KEYS)
     if response:
-        event["response"] = response[: DEFAULT_LIMITS.max_text_len]
-    segments = {
-        "provider": _first_str(attrs, PROVIDER),
-        "operation": _text(attrs.get(OPERATION)),
-        "request_model": _text(attrs.get(REQUEST_MODEL)),
-        "finish_reason": finish_reason(span),
-    }
-    kept = {k: v[:SEGMENT_LEN] for k, v in segments.items() if v}
-    if kept:
-        event["segments"] = kept
+        event["response"] = response[: limits.max_text_len]
+    context = _text(attrs.get(CONTEXT))
+    if context:
+        event["context"] = context[: limits.max_text_len]
+    segments = {}
+    for name, value in (
+        ("provider", _first_str(attrs, PROVIDER)),
+        ("operation", _text(attrs.get(OPERATION))),
+        ("request_model", _text(attrs.get(REQUEST_MODEL))),
+        ("finish_reason", finish_reason(span)),
+    ):
+        if value:
+            segments[name] = value[:SEGMENT_LEN]
+    if segments:
+        event["segments"] = segments
     return event
 
 
 def prompt_text(span: Span) -> str | None:
     """The captured prompt: GenAI input messages, the older gen_ai.prompt attribute or
     event, indexed gen_ai.prompt.N attributes, or OpenInference input.value / messages."""
-    return _captured(span, "input", "prompt")
+    return _captured(span, _INPUT_KEYS)
 
 
 def response_text(span: Span) -> str | None:
     """The captured response, from the same families of names as ``prompt_text``."""
-    return _captured(span, "output", "completion")
+    return _captured(span, _OUTPUT_KEYS)
 
 
-def _captured(span: Span, side: str, old: str) -> str | None:
-    """One side of the call (side: input/output; old: the older GenAI word for it)."""
-    attrs = span.attributes
+def _side_keys(side: str, old: str) -> tuple[str, ...]:
+    """The attribute and event names of one side of the call (side: input/output; old: the
+    older GenAI word for it), in the order :func:`_captured` tries them."""
     return (
-        messages_text(attrs.get(f"gen_ai.{side}.messages"))
-        or messages_text(attrs.get(f"gen_ai.{old}"))
-        or messages_text(_event_attr(span, f"gen_ai.content.{old}", f"gen_ai.{old}"))
-        or _indexed_messages(attrs, f"gen_ai.{old}.{{}}.content", f"gen_ai.{old}.{{}}.role")
-        or _text(attrs.get(f"{side}.value"))
-        or _indexed_messages(
-            attrs,
-            f"llm.{side}_messages.{{}}.message.content",
-            f"llm.{side}_messages.{{}}.message.role",
-        )
+        f"gen_ai.{side}.messages",
+        f"gen_ai.{old}",
+        f"gen_ai.content.{old}",
+        f"gen_ai.{old}.{{}}.content",
+        f"gen_ai.{old}.{{}}.role",
+        f"{side}.value",
+        f"llm.{side}_messages.{{}}.message.content",
+        f"llm.{side}_messages.{{}}.message.role",
+    )
+
+
+_INPUT_KEYS: Final = _side_keys("input", "prompt")
+_OUTPUT_KEYS: Final = _side_keys("output", "completion")
+
+
+def _captured(span: Span, keys: tuple[str, ...]) -> str | None:
+    """One side of the call, from the first of its names that holds text."""
+    attrs = span.attributes
+    messages, old, event, content, role, value, oi_content, oi_role = keys
+    return (
+        messages_text(attrs.get(messages))
+        or messages_text(attrs.get(old))
+        or (messages_text(_event_attr(span, event, old)) if span.events else None)
+        or _indexed_messages(attrs, content, role)
+        or _text(attrs.get(value))
+        or _indexed_messages(attrs, oi_content, oi_role)
     )
 
 
@@ -174,11 +296,16 @@ def messages_text(value: Any) -> str | None:
     (``{"role", "parts": [{"type": "text", "content"}]}``) or the older chat shape
     (``{"role", "content"}``); a string that is not a JSON list of messages is the text.
     """
+    if value is None:
+        return None
     messages = _messages(value)
     if not messages:
         return _text(value) if isinstance(value, str) and not _is_json_list(value) else None
-    rendered = [(str(m.get("role") or ""), _message_text(m)) for m in messages]
-    rendered = [(role, text) for role, text in rendered if text]
+    rendered = []
+    for m in messages:
+        text = _message_text(m)
+        if text:
+            rendered.append((str(m.get("role") or ""), text))
     if len(rendered) == 1:
         return rendered[0][1]
     return "\n".join(f"{role}: {text}" if role else text for role, text in rendered) or None
@@ -223,6 +350,8 @@ def _message_text(message: Mapping[str, Any]) -> str:
 
 
 def _indexed_messages(attrs: Mapping[str, Any], content_key: str, role_key: str) -> str | None:
+    if content_key.format(0) not in attrs and role_key.format(0) not in attrs:
+        return None
     messages = []
     i = 0
     while content_key.format(i) in attrs or role_key.format(i) in attrs:
@@ -252,10 +381,16 @@ def _text(value: Any) -> str | None:
 
 
 def _first_str(attrs: Mapping[str, Any], keys: Iterable[str]) -> str | None:
-    return next((v for v in (_text(attrs.get(k)) for k in keys) if v is not None), None)
+    for key in keys:
+        value = attrs.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 def _number(value: Any) -> float | None:
+    if value is None:
+        return None
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -278,8 +413,16 @@ def _first_count(attrs: Mapping[str, Any], keys: Iterable[str]) -> int | None:
 
 def _rfc3339(unix_nano: int) -> str:
     seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = _SECONDS.get(seconds)
+    if stamp is None:  # the calls of one export mostly share their seconds
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        stamp = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _SECONDS[seconds] = stamp
     return f"{stamp}.{nanos // 1000:06d}Z"
+
+
+_SECONDS: dict[int, str] = {}
 
 
 def price_events(events: list[dict[str, Any]], prices: PriceTable) -> int:
@@ -288,6 +431,8 @@ def price_events(events: list[dict[str, Any]], prices: PriceTable) -> int:
     requested model, i.e. the event's version). Returns how many were priced; an unknown
     model stays without cost."""
     priced = 0
+    days: dict[str, date] = {}
+    today: date | None = None
     for event in events:
         if "cost_usd" in event or ("input_tokens" not in event and "output_tokens" not in event):
             continue
@@ -295,16 +440,17 @@ def price_events(events: list[dict[str, Any]], prices: PriceTable) -> int:
         model = event.get("version") or segments.get("request_model")
         if not model:
             continue
-        stamp = event.get("timestamp")  # _rfc3339's "…Z" (3.10's fromisoformat lacks "Z")
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
-        cost = prices.cost(
-            segments.get("provider"),
-            model,
-            when or datetime.now(timezone.utc),
-            int(event.get("input_tokens", 0)),
-            int(event.get("output_tokens", 0)),
-        )
-        if cost is not None:
-            event["cost_usd"] = cost
+        stamp = event.get("timestamp")  # _rfc3339's "YYYY-MM-DDTHH:MM:SS.ffffffZ" (UTC)
+        if stamp:
+            day = days.get(stamp[:10])
+            if day is None:
+                day = days[stamp[:10]] = date.fromisoformat(stamp[:10])
+        else:
+            day = today = today or datetime.now(timezone.utc).date()
+        price = prices.price_on(segments.get("provider"), model, day)
+        if price is not None:
+            event["cost_usd"] = price.cost(
+                int(event.get("input_tokens", 0)), int(event.get("output_tokens", 0))
+            )
             priced += 1
     return priced

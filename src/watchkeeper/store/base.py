@@ -453,6 +453,133 @@ class Store(Protocol):
         """Action runs by status."""
         ...
 
+    # ---- spans and traces (watchkeeper.store.duckdb_traces)
+    def ingest_spans(self, batch: pa.Table) -> int:
+        """Append an OTLP export's spans (Arrow, the ``spans`` columns) in one write; spans
+        already stored (same trace and span id) are skipped. How many were new."""
+        ...
+
+    def trace_spans(self, trace_id: str) -> list[dict[str, Any]]:
+        """A trace's spans by start time: the ``spans`` columns as keys, attributes, events
+        and resource decoded, times aware UTC. Empty when the trace is unknown."""
+        ...
+
+    def get_trace(self, trace_id: str) -> dict[str, Any] | None:
+        """A trace's summary (as in ``list_traces``) with its spans depth first, each with
+        its ``depth``; None when unknown."""
+        ...
+
+    def list_traces(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        model: str | None = None,
+        status: str | None = None,
+        min_latency_ms: float | None = None,
+        min_cost_usd: float | None = None,
+        evaluator: str | None = None,
+        flagged: bool | None = None,
+        conversation_id: str | None = None,
+        limit: int = 100,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Trace summaries (first span in [start, end)), newest first, after ``before``
+        (the last (start, trace_id) of the previous page), with ``flags`` per evaluator."""
+        ...
+
+    def trace_flags(self, trace_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per trace, per evaluator: how many of its evaluations are flagged."""
+        ...
+
+    # ---- human feedback (watchkeeper.store.duckdb_feedback)
+    def record_feedback(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Store feedback items (a named one only once) and record the ``human`` evaluations
+        and actuals they imply; one ``{id, feedback_id, duplicate, event_id, trace_id,
+        evaluation, actual}`` per item. UnknownModelError (nothing stored) for a model."""
+        ...
+
+    def list_feedback(
+        self,
+        model: str | None = None,
+        event_id: str | None = None,
+        trace_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Feedback, newest first: ``{model, id, event_id, trace_id, thumbs, score, comment,
+        corrected_answer, by, created_at (aware UTC), feedback_id}``."""
+        ...
+
+    def verdict_pairs(
+        self,
+        model: str,
+        evaluator: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[tuple[bool, bool]]:
+        """(human flagged, ``evaluator`` flagged) per call of the model both judged."""
+        ...
+
+    # ---- evaluations of LLM calls (watchkeeper.store.duckdb_evals)
+    def record_evaluations(
+        self,
+        model: str | int,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        watermarks: Sequence[tuple[str, datetime, str]] = (),
+    ) -> int:
+        """Store evaluations (one per model, event and evaluator: a later one replaces) and
+        the runner's ``(kind, received_at, event_id)`` watermarks in one write; marks the
+        events' minutes for the evaluation aggregates. How many rows were stored."""
+        ...
+
+    def evaluations_for(self, model: str | int, event_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Every evaluation of these events (``detail`` decoded, times aware UTC)."""
+        ...
+
+    def list_evaluations(
+        self,
+        model: str | int,
+        evaluator: str | None = None,
+        flagged: bool | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 100,
+        worst_first: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Evaluations of calls in [start, end), worst first, each with the call's prompt,
+        response, latency_ms and cost_usd."""
+        ...
+
+    def eval_watermark(self, model: str | int, kind: str) -> tuple[datetime, str] | None:
+        """How far the evaluator runner has read ``kind`` (events|actuals) of the model."""
+        ...
+
+    def llm_events_after(
+        self,
+        model: str | int,
+        after: tuple[datetime, str] | None,
+        until: datetime,
+        limit: int,
+        *,
+        texts: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Calls received after ``after`` (exclusive) up to ``until``, oldest first
+        (``texts=False``: without prompt and context, response only when labelled)."""
+        ...
+
+    def llm_actuals_after(
+        self, model: str | int, after: tuple[datetime, str] | None, until: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """Calls whose actual was received after ``after`` up to ``until``, oldest first."""
+        ...
+
+    def llm_model_ids(self) -> list[tuple[int, str]]:
+        """(id, name) of every model, LLM models first."""
+        ...
+
     def stats(self) -> dict[str, float]:
         """Engine health figures (queue depth, commits, rows) for /metrics and /readyz."""
         ...

@@ -44,11 +44,17 @@ from watchkeeper.store.duckdb_alerts import DDL as ALERTS_DDL
 from watchkeeper.store.duckdb_alerts import Alerts
 from watchkeeper.store.duckdb_drift import Drift
 from watchkeeper.store.duckdb_drift_reads import DriftReads
+from watchkeeper.store.duckdb_evals import DDL as EVALS_DDL
+from watchkeeper.store.duckdb_evals import Evals
+from watchkeeper.store.duckdb_feedback import DDL as FEEDBACK_DDL
+from watchkeeper.store.duckdb_feedback import Feedback
 from watchkeeper.store.duckdb_monitors import DDL as MONITORS_DDL
 from watchkeeper.store.duckdb_monitors import MonitorDefs
 from watchkeeper.store.duckdb_reads import Reads, first
 from watchkeeper.store.duckdb_serving import DDL as SERVING_DDL
 from watchkeeper.store.duckdb_serving import Serving
+from watchkeeper.store.duckdb_traces import DDL as TRACES_DDL
+from watchkeeper.store.duckdb_traces import Traces
 from watchkeeper.store.duckdb_upkeep import MINUTE, ModelState, Upkeep
 from watchkeeper.telemetry import StoreTelemetry
 
@@ -87,7 +93,19 @@ def _naive_utc(table: pa.Table, column: str) -> pa.Table:
     return table.set_column(idx, column, col)
 
 
-class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving, Actions):
+class DuckDBStore(
+    Reads,
+    Upkeep,
+    Drift,
+    DriftReads,
+    Alerts,
+    MonitorDefs,
+    Serving,
+    Actions,
+    Evals,
+    Feedback,
+    Traces,
+):
     """The default store: a DuckDB file under the data directory."""
 
     def __init__(
@@ -153,6 +171,9 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving
         con.execute(ACTIONS_DDL).fetchall()
         con.execute(MONITORS_DDL).fetchall()
         con.execute(SERVING_DDL).fetchall()
+        con.execute(EVALS_DDL).fetchall()
+        con.execute(FEEDBACK_DDL).fetchall()
+        con.execute(TRACES_DDL).fetchall()
         self._con = con
         self._load_layouts()
         for mid, name, task in con.execute("SELECT id, name, task FROM models").fetchall():
@@ -347,6 +368,9 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving
         assert self._con is not None
         with contextlib.suppress(duckdb.Error):
             self._con.rollback()
+        with self._models_lock:  # hours marked in the rolled-back transaction are not
+            for model in self._models.values():
+                model.marked_hours.clear()
 
     # ------------------------------------------------------------------ models
     def _model_or_none(self, name: str) -> ModelState | None:
@@ -590,11 +614,12 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving
                 [now],
             ).fetchall()
             with_ttft = batch.column("ttft_ms").null_count < batch.num_rows
+            with_cost = batch.column("cost_usd").null_count < batch.num_rows
             for stmt in sql.ops_aggregate_sql(
-                m.id, "_batch", m.task == "classification", with_ttft
+                m.id, "_batch", m.task == "classification", with_ttft, with_cost
             ):
                 con.execute(stmt).fetchall()
-            con.execute(sql.mark_hours_sql(m.id, "_batch", "ts")).fetchall()
+            self._mark_hours(m, batch)
             lo_m = lo.as_py().replace(second=0, microsecond=0, tzinfo=None)
             hi_m = hi.as_py().replace(second=0, microsecond=0, tzinfo=None)
             m.partial_lo = lo_m if m.partial_lo is None else min(m.partial_lo, lo_m)
@@ -603,6 +628,18 @@ class DuckDBStore(Reads, Upkeep, Drift, DriftReads, Alerts, MonitorDefs, Serving
                 self._adopt_orphans(m)
         finally:
             con.unregister("_batch")
+
+    def _mark_hours(self, m: ModelState, batch: pa.Table) -> None:
+        """Mark the batch's hours dirty for the hourly tier, unless known to be marked
+        (most batches fall in the current hour: one statement saved per write)."""
+        assert self._con is not None
+        hours = pc.unique(pc.floor_temporal(batch.column("ts"), unit="hour")).to_pylist()
+        new = {h.replace(tzinfo=None) for h in hours} - m.marked_hours
+        if new:
+            self._con.execute(
+                "INSERT INTO dirty_hours SELECT ?, unnest(?::TIMESTAMP[])", [m.id, sorted(new)]
+            ).fetchall()
+            m.marked_hours |= new
 
     def _conform(self, m: ModelState, batch: pa.Table) -> pa.Table:
         """Cast all-null feature columns to the model's type, or drop unknown ones."""

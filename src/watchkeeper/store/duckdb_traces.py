@@ -1,0 +1,362 @@
+"""Spans and traces on the DuckDB store: every span of every OTLP export, for the trace views.
+
+``spans`` holds one row per (trace_id, span_id). An export is appended in one insert from its
+Arrow batch; spans already stored (an exporter's retry) are skipped by an anti-join that
+only looks at stored spans whose start falls in the batch's own start range, so a resent
+export stores nothing twice and the check does not scan the whole table. Attributes, span
+events and the resource are JSON text.
+
+A trace is the group of its spans: it starts with its first span and lasts until its last
+span ends. Listing traces aggregates the spans that start within ``TRACE_MARGIN`` of the
+asked range and keeps the traces whose first span starts in it (a trace longer than the
+margin is listed from the spans inside it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from watchkeeper.store.duckdb_reads import first
+
+DDL = """
+CREATE TABLE IF NOT EXISTS spans (trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR,
+    service VARCHAR, model VARCHAR, name VARCHAR, kind VARCHAR, start_ts TIMESTAMP,
+    end_ts TIMESTAMP, duration_ms DOUBLE, status VARCHAR, status_message VARCHAR,
+    is_llm BOOLEAN, conversation_id VARCHAR, input_tokens BIGINT, output_tokens BIGINT,
+    cost_usd DOUBLE, attributes VARCHAR, events VARCHAR, resource VARCHAR, scope VARCHAR,
+    received_at TIMESTAMP);
+"""
+
+SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "model",
+    "name",
+    "kind",
+    "start_ts",
+    "end_ts",
+    "duration_ms",
+    "status",
+    "status_message",
+    "is_llm",
+    "conversation_id",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "attributes",
+    "events",
+    "resource",
+    "scope",
+    "received_at",
+)
+_JSON_COLUMNS = ("attributes", "events", "resource")
+_TIME_COLUMNS = ("start_ts", "end_ts", "received_at")
+TRACE_MARGIN = timedelta(hours=1)
+TRACE_STATUSES = ("ok", "error")
+
+# One trace's summary from its spans (the shape of GET /api/v1/traces items).
+_SUMMARY = """
+    min(start_ts) AS start,
+    max(coalesce(end_ts, start_ts)) AS end_,
+    count(*) AS spans,
+    count(*) FILTER (WHERE is_llm) AS llm_calls,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(cost_usd) AS cost_usd,
+    CASE WHEN bool_or(status = 'error') THEN 'error' ELSE 'ok' END AS status,
+    coalesce(arg_min(name, start_ts) FILTER (WHERE parent_span_id IS NULL),
+             arg_min(name, start_ts)) AS root_name,
+    list_sort(list(DISTINCT model)) AS models,
+    min(conversation_id) AS conversation_id
+"""
+_SUMMARY_KEYS = (
+    "trace_id",
+    "start",
+    "end",
+    "spans",
+    "llm_calls",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "status",
+    "root_name",
+    "models",
+    "conversation_id",
+    "duration_ms",
+)
+
+
+def _naive(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is None else ts.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    return None if ts is None else ts.replace(tzinfo=timezone.utc)
+
+
+def _span_row(row: Sequence[Any]) -> dict[str, Any]:
+    out = dict(zip(SPAN_COLUMNS, row, strict=True))
+    for key in _JSON_COLUMNS:
+        value = out[key]
+        out[key] = orjson.loads(value) if value else ({} if key != "events" else [])
+    for key in _TIME_COLUMNS:
+        out[key] = _aware(out[key])
+    return out
+
+
+def _summary(row: Sequence[Any]) -> dict[str, Any]:
+    out = dict(zip(_SUMMARY_KEYS, row, strict=True))
+    out["start"] = _aware(out["start"])
+    out["end"] = _aware(out["end"])
+    return out
+
+
+def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The spans depth first (children by start time, then id), each with its ``depth``; a
+    span whose parent is not in the trace is a root. Each span appears once."""
+    ids = {s["span_id"] for s in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for span in spans:
+        parent = span["parent_span_id"]
+        children.setdefault(parent if parent in ids else None, []).append(span)
+
+    def order(s: dict[str, Any]) -> tuple[datetime, str]:
+        return (s["start_ts"] or datetime.min.replace(tzinfo=timezone.utc), s["span_id"])
+
+    out: list[dict[str, Any]] = []
+    done: set[str] = set()
+
+    def walk(roots: list[dict[str, Any]]) -> None:
+        stack = [(s, 0) for s in sorted(roots, key=order, reverse=True)]
+        while stack:
+            span, depth = stack.pop()
+            if span["span_id"] in done:
+                continue
+            done.add(span["span_id"])
+            out.append({**span, "depth": depth})
+            kids = sorted(children.get(span["span_id"], []), key=order, reverse=True)
+            stack.extend((k, depth + 1) for k in kids)
+
+    walk(children.get(None, []))
+    walk([s for s in spans if s["span_id"] not in done])  # parent cycles: listed as roots
+    return out
+
+
+class Traces:
+    """Mixin of :class:`~watchkeeper.store.duckdb_store.DuckDBStore`."""
+
+    _con: duckdb.DuckDBPyConnection | None
+    _submit: Callable[..., Any]
+    _cursor: Callable[[], duckdb.DuckDBPyConnection]
+
+    # ------------------------------------------------------------------ writes
+    def ingest_spans(self, batch: pa.Table) -> int:
+        """Append an export's spans (an Arrow batch with the ``spans`` columns) in one write;
+        spans already stored are skipped. Returns how many were new."""
+        if batch.num_rows == 0:
+            return 0
+        bounds = pc.min_max(batch.column("start_ts"))
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        columns = ", ".join(batch.schema.names)
+
+        def fn() -> int:
+            assert self._con is not None
+            con = self._con
+            con.register("_wk_spans", batch)
+            try:
+                if lo is None:  # no start times: compare with the spans without one
+                    where = "start_ts IS NULL"
+                    params: list[Any] = []
+                else:
+                    where = "(start_ts BETWEEN ? AND ? OR start_ts IS NULL)"
+                    params = [lo, hi]
+                row = first(
+                    con.execute(
+                        f"""INSERT INTO spans ({columns}) SELECT b.* FROM _wk_spans b
+                        ANTI JOIN (SELECT trace_id, span_id FROM spans WHERE {where}) s
+                        ON b.trace_id = s.trace_id AND b.span_id = s.span_id""",
+                        params,
+                    ).fetchall()
+                )
+            finally:
+                con.unregister("_wk_spans")
+            return int(row[0]) if row else 0
+
+        result: int = self._submit(fn, batch.num_rows)
+        return result
+
+    # ------------------------------------------------------------------ reads
+    def trace_spans(self, trace_id: str, near: datetime | None = None) -> list[dict[str, Any]]:
+        """The spans of a trace by start time (columns as keys; attributes, events and
+        resource decoded; times as aware datetimes). Empty for an unknown trace.
+
+        ``near`` (e.g. an LLM call's time, when looking for its retrieval spans) keeps the
+        spans that start within ``TRACE_MARGIN`` of it: the look-up then reads only the
+        stored spans of that period (spans are appended roughly in time order, so DuckDB
+        skips the other row groups) instead of every span's trace id."""
+        where = "trace_id = ?"
+        params: list[Any] = [trace_id]
+        if near is not None:
+            where += " AND start_ts BETWEEN ? AND ?"
+            params += [_naive(near) - TRACE_MARGIN, _naive(near) + TRACE_MARGIN]
+        rows = (
+            self._cursor()
+            .execute(
+                f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE {where}"
+                " ORDER BY start_ts NULLS FIRST, span_id",
+                params,
+            )
+            .fetchall()
+        )
+        return [_span_row(r) for r in rows]
+
+    def get_trace(self, trace_id: str) -> dict[str, Any] | None:
+        """A trace's summary (as in :meth:`list_traces`) and its spans as a tree (depth
+        first, with ``depth``); None for an unknown trace."""
+        spans = self.trace_spans(trace_id)
+        if not spans:
+            return None
+        row = first(
+            self._cursor()
+            .execute(
+                f"""SELECT trace_id, {_SUMMARY},
+                date_diff('microsecond', min(start_ts), max(coalesce(end_ts, start_ts)))
+                    / 1000.0
+                FROM spans WHERE trace_id = ? GROUP BY trace_id""",
+                [trace_id],
+            )
+            .fetchall()
+        )
+        assert row is not None
+        trace = _summary(row)
+        trace["spans"] = span_tree(spans)
+        return trace
+
+    def list_traces(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        model: str | None = None,
+        status: str | None = None,
+        min_latency_ms: float | None = None,
+        min_cost_usd: float | None = None,
+        evaluator: str | None = None,
+        flagged: bool | None = None,
+        conversation_id: str | None = None,
+        limit: int = 100,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Traces whose first span starts in [start, end), newest first (then by trace id
+        descending), after ``before`` (a previous page's last (start, trace_id)).
+
+        ``status`` error: a span failed. ``evaluator``/``flagged``: the trace's LLM calls
+        were evaluated by that evaluator (any, when None); flagged true: at least one
+        evaluation flagged, false: none flagged. Each trace has ``flags``: per evaluator,
+        how many of its evaluations are flagged."""
+        where = ["start_ts >= $lo", "start_ts < $hi"]
+        having = ["min(start_ts) >= $start", "min(start_ts) < $end"]
+        params: dict[str, Any] = {
+            "lo": _naive(start) - TRACE_MARGIN,
+            "hi": _naive(end) + TRACE_MARGIN,
+            "start": _naive(start),
+            "end": _naive(end),
+            "limit": int(limit),
+        }
+        if model is not None:
+            having.append("bool_or(model = $model)")
+            params["model"] = model
+        if status is not None:
+            having.append("bool_or(status = 'error') = $failed")
+            params["failed"] = status == "error"
+        if min_latency_ms is not None:
+            having.append(
+                "date_diff('microsecond', min(start_ts), max(coalesce(end_ts, start_ts)))"
+                " / 1000.0 >= $min_latency"
+            )
+            params["min_latency"] = float(min_latency_ms)
+        if min_cost_usd is not None:
+            having.append("coalesce(sum(cost_usd), 0) >= $min_cost")
+            params["min_cost"] = float(min_cost_usd)
+        if conversation_id is not None:
+            having.append("bool_or(conversation_id = $conversation)")
+            params["conversation"] = conversation_id
+        if before is not None:
+            having.append(
+                "(min(start_ts) < $before OR (min(start_ts) = $before AND trace_id < $before_id))"
+            )
+            params["before"] = _naive(before[0])
+            params["before_id"] = before[1]
+        cur = self._cursor()
+        has_evals = self._has_table(cur, "evaluations")
+        if evaluator is not None or flagged is not None:
+            if not has_evals:
+                return []
+            cond = ["trace_id IS NOT NULL"]
+            if evaluator is not None:
+                cond.append("evaluator = $evaluator")
+                params["evaluator"] = evaluator
+            flag_having = ""
+            if flagged is not None:
+                flag_having = " HAVING bool_or(coalesce(flagged, false)) = $flagged"
+                params["flagged"] = flagged
+            where.append(
+                f"trace_id IN (SELECT trace_id FROM evaluations WHERE {' AND '.join(cond)}"
+                f" GROUP BY trace_id{flag_having})"
+            )
+        rows = cur.execute(
+            f"""SELECT trace_id, {_SUMMARY},
+                date_diff('microsecond', min(start_ts), max(coalesce(end_ts, start_ts)))
+                    / 1000.0
+            FROM spans WHERE {" AND ".join(where)}
+            GROUP BY trace_id HAVING {" AND ".join(having)}
+            ORDER BY start DESC, trace_id DESC LIMIT $limit""",
+            params,
+        ).fetchall()
+        traces = [_summary(r) for r in rows]
+        flags = self._trace_flags(cur, [t["trace_id"] for t in traces]) if has_evals else {}
+        for trace in traces:
+            trace["flags"] = flags.get(trace["trace_id"], {})
+        return traces
+
+    def trace_flags(self, trace_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per trace, per evaluator: how many of its evaluations are flagged."""
+        cur = self._cursor()
+        if not trace_ids or not self._has_table(cur, "evaluations"):
+            return {}
+        return self._trace_flags(cur, trace_ids)
+
+    @staticmethod
+    def _trace_flags(
+        cur: duckdb.DuckDBPyConnection, trace_ids: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        if not trace_ids:
+            return {}
+        rows = cur.execute(
+            "SELECT trace_id, evaluator, count(*) FILTER (WHERE flagged) FROM evaluations"
+            " WHERE list_contains(?, trace_id) GROUP BY trace_id, evaluator"
+            " ORDER BY trace_id, evaluator",
+            [list(trace_ids)],
+        ).fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for trace_id, evaluator, n in rows:
+            out.setdefault(trace_id, {})[evaluator] = int(n)
+        return out
+
+    @staticmethod
+    def _has_table(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
+        row = first(
+            cur.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]
+            ).fetchall()
+        )
+        return bool(row and row[0])
