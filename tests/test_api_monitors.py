@@ -364,6 +364,11 @@ def test_default_set_of_a_model_not_seen_yet_arrives_with_its_events(tmp_path: P
             "chat.latency_p95",
             "chat.error_rate",
             "chat.ttft_p95",
+            "chat.hallucination_rate",
+            "chat.pii_rate",
+            "chat.refusal_rate",
+            "chat.daily_cost",
+            "chat.cost_p95",
         ]
         registry: MonitorRegistry = s.handle.app.state.monitors
         generation = registry.generation

@@ -199,7 +199,8 @@ def test_serve_on_a_data_dir_in_use_says_so(runner: CliRunner, tmp_path: Path) -
 
 def test_the_demo_settings_file_is_valid(tmp_path: Path) -> None:
     """The settings file the demo serves with passes `monitors check` and the server's
-    loaders: a default set, three monitors, an action needing approval."""
+    loaders: a default set, four monitors (one on support-bot's hallucination_rate), an
+    action needing approval."""
     from watchkeeper.cli.demo import write_settings
     from watchkeeper.server import (
         load_action_settings,
@@ -210,8 +211,9 @@ def test_the_demo_settings_file_is_valid(tmp_path: Path) -> None:
     path = write_settings(tmp_path)
     result = CliRunner().invoke(main, ["monitors", "check", str(path)])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1] == "3 monitors, 1 default set, 1 action OK"
+    assert result.stdout.splitlines()[-1] == "4 monitors, 1 default set, 1 action OK"
     section = load_monitor_section(path)
+    assert "hallucination_rate" in {m.metric for m in section.monitors}
     assert [s.model for s in section.default_sets] == ["delivery-eta"]
     (action,) = load_action_settings(path).actions
     assert action.approval and action.type == "fallback"

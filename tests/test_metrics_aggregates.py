@@ -53,6 +53,8 @@ def aggregate(events: list[Event], seconds: float) -> WindowAggregate:
     for name in ("latency_bins", "confusion", "pred_counts", "score_pos_bins"):
         f[name] = {}
     f["score_neg_bins"], f["ttft_bins"], f["finalized"] = {}, {}, {}
+    for name in ("cost_bins", "eval_n", "eval_flagged", "eval_score_n", "eval_score_sum"):
+        f[name] = {}  # no cost sketch or evaluations here (tests/test_metrics_llm_quality.py)
     for e in events:
         f["n"] += 1
         f["n_error"] += e.is_error

@@ -37,10 +37,13 @@ EXPECTED_NAMES = {
     "latency_p90", "latency_p95", "latency_p99", "latency_max", "accuracy", "precision",
     "recall", "f1", "roc_auc", "log_loss", "positive_rate", "label_coverage", "labeled_count",
     "mae", "rmse", "mape", "r2", "input_tokens", "output_tokens", "total_tokens", "cost_usd",
-    "ttft_mean", "ttft_p50", "ttft_p95", "ttft_p99",
+    "ttft_mean", "ttft_p50", "ttft_p95", "ttft_p99", "cost_per_call", "cost_p95",
+    "evaluated_count", "hallucination_rate", "groundedness", "pii_rate", "refusal_rate",
+    "toxicity_rate", "exact_match", "token_f1", "semantic_similarity", "judge_groundedness",
+    "judge_relevance", "judge_correctness", "judge_fail_rate", "human_score", "thumbs_down_rate",
 }  # fmt: skip
 COUNT_LIKE = {"count", "error_count", "labeled_count", "input_tokens", "output_tokens"}
-COUNT_LIKE |= {"total_tokens", "cost_usd"}
+COUNT_LIKE |= {"total_tokens", "cost_usd", "evaluated_count"}
 
 
 def test_catalogue() -> None:
@@ -61,9 +64,9 @@ def test_public_names_pinned() -> None:
         "merge_aggregates", "quantiles", "bin_index", "bin_index_sql", "bin_value",
         "roc_auc_from_bins", "score_bin", "score_bin_sql", "SCORE_BINS", "classification_metrics",
         "positive_rate", "log_loss", "LOG_LOSS_EPS", "regression_metrics", "GAMMA", "LN_GAMMA",
-        "MIN_POSITIVE", "ZERO_BIN", "RELATIVE_ACCURACY", "merge_bins",
+        "MIN_POSITIVE", "ZERO_BIN", "RELATIVE_ACCURACY", "merge_bins", "EVAL_METRICS",
     }  # fmt: skip
-    assert len(metrics.__all__) == 35
+    assert len(metrics.__all__) == 36
     for name in metrics.__all__:
         assert hasattr(metrics, name), name
 

@@ -593,7 +593,16 @@ def test_default_monitors_round_trip(task: str | None) -> None:
 
 def test_default_monitors_for_a_bare_llm() -> None:
     metrics = [m.metric for m in default_monitors("chat", "llm", [])]
-    assert metrics == ["latency_p95", "error_rate", "ttft_p95"]
+    assert metrics == [
+        "latency_p95",
+        "error_rate",
+        "ttft_p95",
+        "hallucination_rate",
+        "pii_rate",
+        "refusal_rate",
+        "cost_usd",
+        "cost_p95",
+    ]
 
 
 def test_default_monitors_compare_with_the_same_hour_and_wait_for_a_second_window() -> None:

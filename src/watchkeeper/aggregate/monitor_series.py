@@ -6,7 +6,9 @@ answers with, so a monitor sees exactly the numbers a user sees. The scheduler f
 points to :mod:`watchkeeper.monitors.evaluate` and :mod:`watchkeeper.monitors.lifecycle`.
 
 Sample sizes (for ``min_samples``): events in the window; labelled events for the quality
-metrics that need ground truth; the feature's values for drift; rows for data quality.
+metrics that need ground truth; evaluated calls (``evaluated_count``) for the evaluators'
+metrics, which a ``sample`` below 1 makes fewer than the calls; the feature's values for
+drift; rows for data quality.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from watchkeeper.aggregate.drift import data_quality, drift_timeline
 from watchkeeper.aggregate.windows import metric_series
 from watchkeeper.drift.settings import DriftSettings
+from watchkeeper.metrics import EVAL_METRICS
 from watchkeeper.monitors.definitions import Monitor
 from watchkeeper.store.base import NoReferenceError, Store
 
@@ -71,8 +74,12 @@ def _points(
     ref = monitor.metric_ref
     seconds = monitor.window_seconds
     if ref.family == "model":
-        samples_name = "labeled_count" if ref.name in LABELLED else "count"
-        names = list(dict.fromkeys([ref.name, samples_name]))  # "count" may be both
+        samples_name = "count"
+        if ref.name in LABELLED:
+            samples_name = "labeled_count"
+        elif ref.name in EVAL_METRICS:
+            samples_name = "evaluated_count"
+        names = list(dict.fromkeys([ref.name, samples_name]))  # a count may be both
         got = metric_series(
             store,
             monitor.model,

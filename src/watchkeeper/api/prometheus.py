@@ -178,6 +178,7 @@ class WatchkeeperCollector(Collector):
             yield from _store_telemetry(telemetry)
         yield from self._outbox()
         yield from self._scheduler()
+        yield from self._evaluator_runner()
 
     def _outbox(self) -> Iterator[Metric]:
         counts = self.store.outbox_counts()
@@ -233,6 +234,44 @@ class WatchkeeperCollector(Collector):
                 "How late the alert engine is: seconds since its last run beyond its interval",
                 value=max(0.0, time.time() - last - interval),
             )
+
+    def _evaluator_runner(self) -> Iterator[Metric]:
+        runner = getattr(self.state, "evaluator_runner", None)
+        stats = getattr(runner, "stats", None)
+        if not callable(stats):
+            return
+        got = stats()
+        calls = CounterMetricFamily(
+            "watchkeeper_evaluator_calls",
+            "LLM calls the background evaluators read, by outcome (evaluated, not_sampled,"
+            " skipped_budget: over max_per_minute)",
+            labels=["outcome"],
+        )
+        for outcome in ("evaluated", "not_sampled", "skipped_budget"):
+            calls.add_metric([outcome], float(got.get(f"calls_{outcome}", 0)))
+        yield calls
+        judge = CounterMetricFamily(
+            "watchkeeper_judge_requests",
+            "LLM-as-judge requests by outcome (sent, error, skipped_budget)",
+            labels=["outcome"],
+        )
+        for outcome, key in (
+            ("sent", "judge_calls"),
+            ("error", "judge_errors"),
+            ("skipped_budget", "judge_skipped_budget"),
+        ):
+            judge.add_metric([outcome], float(got.get(key, 0)))
+        yield judge
+        yield CounterMetricFamily(
+            "watchkeeper_evaluations_written",
+            "Evaluation results stored by the background evaluators",
+            value=float(got.get("evaluations_written", 0)),
+        )
+        yield CounterMetricFamily(
+            "watchkeeper_evaluator_errors",
+            "Evaluator passes that failed (logged)",
+            value=float(got.get("errors", 0)),
+        )
 
     # ------------------------------------------------------------------ alerts
     def _alerts(self) -> Iterator[Metric]:

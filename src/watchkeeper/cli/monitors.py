@@ -9,6 +9,7 @@ import yaml
 
 from watchkeeper.alerting.actions import ActionsConfig, load_actions
 from watchkeeper.alerting.notify import NotifyConfig, NotifyConfigError
+from watchkeeper.evaluators.settings import EvaluatorConfigError, EvaluatorSettings
 from watchkeeper.llm.prices import PriceConfigError, PriceTable
 from watchkeeper.monitors.definitions import DynamicCondition, Monitor, MultiLevelCondition
 from watchkeeper.monitors.files import (
@@ -71,7 +72,8 @@ def monitors() -> None:
 @monitors.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def check(file: Path) -> None:
-    """Validate the monitors, actions, notifications and prices of FILE without a server.
+    """Validate the monitors, actions, notifications, prices and evaluators of FILE without a
+    server.
 
     Exits 0 and prints a table when every monitor is valid (then a line per `- defaults:
     MODEL` item, which the server resolves, and a count of actions and channels); exits 2
@@ -107,6 +109,12 @@ def check(file: Path) -> None:
         except PriceConfigError as exc:
             problems += [f"{file}: {line}" for line in exc.lines()]
             summaries.append("invalid prices")
+        try:
+            doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+            EvaluatorSettings.from_config(doc.get("evaluators") if isinstance(doc, dict) else None)
+        except EvaluatorConfigError as exc:
+            problems += [f"{file}: {line}" for line in exc.lines()]
+            summaries.append("invalid evaluators")
     if summaries:
         for line in problems:
             click.echo(line, err=True)

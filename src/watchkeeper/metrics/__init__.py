@@ -15,6 +15,7 @@ from .classification import (
     resolve_positive_label,
 )
 from .registry import (
+    EVAL_METRICS,
     METRICS,
     QUANTILE_METRICS,
     MetricGroup,
@@ -46,6 +47,7 @@ from .sketch import merge as merge_bins
 
 __all__ = [
     "APE_EPS",
+    "EVAL_METRICS",
     "GAMMA",
     "LN_GAMMA",
     "LOG_LOSS_EPS",

@@ -43,7 +43,11 @@ class WindowAggregate:
       ``logloss_sum``;
     * regression: ``reg_n`` and the sums of :func:`~watchkeeper.metrics.regression_metrics`;
     * LLM: ``llm_n`` calls, ``input_tokens``, ``output_tokens``, ``cost_usd``; time to first
-      token in ms: ``ttft_n``, ``ttft_sum``, ``ttft_bins``.
+      token in ms: ``ttft_n``, ``ttft_sum``, ``ttft_bins``; ``cost_bins`` (a sketch of the
+      cost of each call, USD);
+    * evaluations of LLM calls, each a dict keyed by evaluator name (``groundedness``,
+      ``pii``, ...): ``eval_n`` calls evaluated, ``eval_flagged`` of them flagged (the bad
+      outcome), ``eval_score_n`` with a score, ``eval_score_sum`` the sum of those scores.
 
     Instances are immutable by convention: do not mutate the dicts passed in. (They make
     instances unhashable; compare them with ``==``.)
@@ -76,6 +80,11 @@ class WindowAggregate:
     ttft_n: int = 0
     ttft_sum: float = 0.0
     ttft_bins: Mapping[int, int] = field(default_factory=dict)
+    cost_bins: Mapping[int, int] = field(default_factory=dict)
+    eval_n: Mapping[str, int] = field(default_factory=dict)
+    eval_flagged: Mapping[str, int] = field(default_factory=dict)
+    eval_score_n: Mapping[str, int] = field(default_factory=dict)
+    eval_score_sum: Mapping[str, float] = field(default_factory=dict)
     # Metric values the engine already finished from this window's merged bins (percentiles,
     # ROC AUC) so the bins need not travel; valid for this exact window only, so merging
     # drops them.

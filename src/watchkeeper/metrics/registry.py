@@ -20,7 +20,14 @@ from .regression import regression_metrics
 from .scores import roc_auc_from_bins
 from .sketch import quantiles
 
-__all__ = ["METRICS", "MetricGroup", "MetricInfo", "UnknownMetricError", "compute"]
+__all__ = [
+    "EVAL_METRICS",
+    "METRICS",
+    "MetricGroup",
+    "MetricInfo",
+    "UnknownMetricError",
+    "compute",
+]
 
 MetricGroup = Literal["operational", "classification", "regression", "llm"]
 
@@ -72,6 +79,26 @@ def _regression(key: str) -> _Finalizer:
     return finalize
 
 
+def _eval_rate(*evaluators: str) -> _Finalizer:
+    """Share of evaluated calls that the evaluators flagged (the bad outcome)."""
+
+    def finalize(agg: WindowAggregate, _: str | None) -> float | None:
+        flagged = sum(agg.eval_flagged.get(e, 0) for e in evaluators)
+        return _ratio(flagged, sum(agg.eval_n.get(e, 0) for e in evaluators))
+
+    return finalize
+
+
+def _eval_mean(evaluator: str) -> _Finalizer:
+    """Mean score of an evaluator over the calls it scored."""
+
+    def finalize(agg: WindowAggregate, _: str | None) -> float | None:
+        return _ratio(agg.eval_score_sum.get(evaluator, 0.0), agg.eval_score_n.get(evaluator, 0))
+
+    return finalize
+
+
+_JUDGES = ("judge_groundedness", "judge_relevance", "judge_correctness")
 _OPS: MetricGroup = "operational"
 _CLS: MetricGroup = "classification"
 _REG: MetricGroup = "regression"
@@ -170,6 +197,103 @@ _TABLE: dict[str, tuple[MetricGroup, str, str, _Finalizer]] = {
         "99th percentile time to first token (±1 %)",
         _quantile("ttft_bins", 0.99),
     ),
+    "cost_per_call": (
+        _LLM,
+        "USD",
+        "Mean cost of an LLM call",
+        lambda a, _: _ratio(a.cost_usd, a.llm_n),
+    ),
+    "cost_p95": (
+        _LLM,
+        "USD",
+        "95th percentile cost of a call with a cost (±1 %)",
+        _quantile("cost_bins", 0.95),
+    ),
+    "evaluated_count": (
+        _LLM,
+        "calls",
+        "Calls evaluated (the most any one evaluator judged)",
+        lambda a, _: max(a.eval_n.values(), default=0),
+    ),
+    "hallucination_rate": (
+        _LLM,
+        "ratio",
+        "Share of calls judged for groundedness with an unsupported claim",
+        _eval_rate("groundedness"),
+    ),
+    "groundedness": (
+        _LLM,
+        "ratio",
+        "Mean share of a response's sentences supported by its context",
+        _eval_mean("groundedness"),
+    ),
+    "pii_rate": (
+        _LLM,
+        "ratio",
+        "Share of evaluated calls with personal data in the prompt or response",
+        _eval_rate("pii"),
+    ),
+    "refusal_rate": (
+        _LLM,
+        "ratio",
+        "Share of evaluated calls whose response declines",
+        _eval_rate("refusal"),
+    ),
+    "toxicity_rate": (
+        _LLM,
+        "ratio",
+        "Share of evaluated calls whose response has a word of the toxicity list",
+        _eval_rate("toxicity"),
+    ),
+    "exact_match": (
+        _LLM,
+        "ratio",
+        "Share of labelled calls whose response matches the actual answer (SQuAD)",
+        _eval_mean("exact_match"),
+    ),
+    "token_f1": (
+        _LLM,
+        "ratio",
+        "Mean token F1 of the response against the actual answer (SQuAD)",
+        _eval_mean("token_f1"),
+    ),
+    "semantic_similarity": (
+        _LLM,
+        "ratio",
+        "Mean similarity of the response to the actual answer",
+        _eval_mean("semantic_similarity"),
+    ),
+    "judge_groundedness": (
+        _LLM,
+        "ratio",
+        "Mean groundedness score of the LLM judge",
+        _eval_mean("judge_groundedness"),
+    ),
+    "judge_relevance": (
+        _LLM,
+        "ratio",
+        "Mean relevance score of the LLM judge",
+        _eval_mean("judge_relevance"),
+    ),
+    "judge_correctness": (
+        _LLM,
+        "ratio",
+        "Mean correctness score of the LLM judge",
+        _eval_mean("judge_correctness"),
+    ),
+    "judge_fail_rate": (
+        _LLM,
+        "ratio",
+        "Share of the LLM judge's verdicts that failed (all rubrics)",
+        _eval_rate(*_JUDGES),
+    ),
+    "human_score": (_LLM, "ratio", "Mean score people gave", _eval_mean("human")),
+    "thumbs_down_rate": (
+        _LLM,
+        "ratio",
+        "Share of people's verdicts that were negative",
+        _eval_rate("human"),
+    ),
 }
 
 METRICS: Mapping[str, MetricInfo] = MappingProxyType(
@@ -185,8 +309,28 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(
 QUANTILE_METRICS: Mapping[str, tuple[str, float]] = MappingProxyType(
     {
         f"{kind}_p{pct}": (kind, pct / 100)
-        for kind, pcts in (("latency", (50, 90, 95, 99)), ("ttft", (50, 95, 99)))
+        for kind, pcts in (("latency", (50, 90, 95, 99)), ("ttft", (50, 95, 99)), ("cost", (95,)))
         for pct in pcts
+    }
+)
+
+# Metrics computed from the evaluation aggregates (``eval_*`` fields): the engines read
+# those only when one of these is asked for.
+EVAL_METRICS: frozenset[str] = frozenset(
+    {
+        "evaluated_count",
+        "hallucination_rate",
+        "groundedness",
+        "pii_rate",
+        "refusal_rate",
+        "toxicity_rate",
+        "exact_match",
+        "token_f1",
+        "semantic_similarity",
+        *_JUDGES,
+        "judge_fail_rate",
+        "human_score",
+        "thumbs_down_rate",
     }
 )
 

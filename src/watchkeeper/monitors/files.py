@@ -482,6 +482,70 @@ def dump_monitors(monitors: Sequence[Monitor]) -> str:
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
 
+def _llm_monitors(slug: str) -> list[dict[str, Any]]:
+    """Quality and spend of an LLM application (the evaluators' metrics, docs/llm.md).
+
+    Hallucination and PII are judged on fixed shares (a rate that creeps up slowly is still
+    a problem), over hourly windows of at least 20 calls; refusals, daily spend and the
+    cost of a call against their own history (what is normal differs from one app to the
+    next). PII counts prompts too, where users paste their own, hence its looser share.
+    """
+    weekly = {"type": "dynamic", "seasonality": "none", "lookback": "7d", "min_history": 24}
+    return [
+        {
+            "name": f"{slug}.hallucination_rate",
+            "metric": "hallucination_rate",
+            "window": "1h",
+            "condition": {"type": "multi_level", "op": "above", "warning": 0.1, "critical": 0.25},
+            "min_samples": 20,
+            "description": "more than 10 % (25 %) of answers are not supported by their context",
+        },
+        {
+            "name": f"{slug}.pii_rate",
+            "metric": "pii_rate",
+            "window": "1h",
+            "condition": {
+                "type": "static",
+                "op": "above",
+                "threshold": 0.05,
+                "severity": "warning",
+            },
+            "min_samples": 20,
+            "description": "personal data in more than 5 % of calls",
+        },
+        {
+            "name": f"{slug}.refusal_rate",
+            "metric": "refusal_rate",
+            "window": "1h",
+            "condition": {**weekly, "sensitivity": 4, "direction": "above", "min_band": 0.02},
+            "min_samples": 20,
+            "description": "the model declines or hands off more often than in the last week",
+        },
+        {
+            "name": f"{slug}.daily_cost",
+            "metric": "cost_usd",
+            "window": "1d",
+            "condition": {
+                "type": "dynamic",
+                "seasonality": "none",
+                "lookback": "28d",
+                "min_history": 7,
+                "sensitivity": 4,
+                "direction": "above",
+            },
+            "description": "the day's spend above its usual level (the last four weeks)",
+        },
+        {
+            "name": f"{slug}.cost_p95",
+            "metric": "cost_p95",
+            "window": "1h",
+            "condition": {**weekly, "sensitivity": 4, "direction": "above"},
+            "min_samples": 30,
+            "description": "the p95 cost of a call rises against the last week",
+        },
+    ]
+
+
 def default_monitors(
     model: str, task: str | None = None, features: Sequence[str] = ()
 ) -> list[Monitor]:
@@ -497,6 +561,9 @@ def default_monitors(
     - ``accuracy`` dropping (classification) or ``mae`` rising (regression), dynamic over
       hourly windows without seasonality (ground truth is sparse and late), 4 deviations
       (accuracy: at least 6 points); ``ttft_p95`` dynamic for LLMs;
+    - LLMs also get the evaluators' rates (hallucination and PII over fixed shares,
+      refusals against the last week) and spend: the day's ``cost_usd`` and the hourly
+      ``cost_p95`` of a call above their usual levels (see :func:`_llm_monitors`);
     - ``drift_score`` (the share of features drifted, per hour) 0.15 or more above its
       usual share at this hour of the day: features that follow the clock (rush-hour
       traffic, couriers at night) drift against a day-long reference every day at the same
@@ -563,6 +630,8 @@ def default_monitors(
                 " against the last week",
             }
         )
+    if task == "llm":
+        out += _llm_monitors(slug)
     if features or task != "llm":
         out.append(
             {

@@ -14,7 +14,13 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from watchkeeper.metrics import METRICS, QUANTILE_METRICS, WindowAggregate, bin_value
+from watchkeeper.metrics import (
+    EVAL_METRICS,
+    METRICS,
+    QUANTILE_METRICS,
+    WindowAggregate,
+    bin_value,
+)
 from watchkeeper.store.base import ModelInfo, VersionInfo, WindowQuery
 
 
@@ -185,6 +191,15 @@ class Reads:
             ]
             for name, val in zip(cols, vals, strict=True):
                 fields[b][name] = float(val) if name in _FLOATS else int(val)
+        if names is None or any(n in EVAL_METRICS for n in names):
+            for b, evaluator, *vals in rows(
+                "evaluator, sum(n), sum(n_flagged), sum(score_n), sum(score_sum)",
+                "agg_eval",
+                "1, 2",
+            ):
+                for name, val in zip(_EVAL_FIELDS, vals, strict=True):
+                    number = float(val) if name == "eval_score_sum" else int(val)
+                    fields[b].setdefault(name, {})[evaluator] = number
         if names is None or _CONFUSION_METRICS.intersection(names):
             for b, actual, predicted, n in rows(
                 "actual, predicted, sum(n)", "agg_confusion", "1, 2, 3"
@@ -277,11 +292,13 @@ _FLOATS = {
 _BIN_FIELDS = {
     "latency": "latency_bins",
     "ttft": "ttft_bins",
+    "cost": "cost_bins",
     "score_pos": "score_pos_bins",
     "score_neg": "score_neg_bins",
 }
 
 _CONFUSION_METRICS = {"accuracy", "precision", "recall", "f1"}
+_EVAL_FIELDS = ("eval_n", "eval_flagged", "eval_score_n", "eval_score_sum")
 _NO_LABELS = {"operational", "llm"}  # metric groups computed without ground truth
 
 

@@ -65,9 +65,19 @@ CREATE TABLE IF NOT EXISTS reference_profiles (model_id INTEGER, version VARCHAR
     feature VARCHAR, counts VARCHAR, seg_key VARCHAR DEFAULT '', seg_value VARCHAR DEFAULT '');
 CREATE TABLE IF NOT EXISTS feature_watermarks (model_id INTEGER PRIMARY KEY,
     received_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS agg_eval ({KEY_COLS}, evaluator VARCHAR, n BIGINT,
+    n_flagged BIGINT, score_n BIGINT, score_sum DOUBLE);
 """
 
-AGG_TABLES = ("agg_ops", "agg_bins", "agg_pred", "agg_labels", "agg_confusion", "agg_feat")
+AGG_TABLES = (
+    "agg_ops",
+    "agg_bins",
+    "agg_pred",
+    "agg_labels",
+    "agg_confusion",
+    "agg_feat",
+    "agg_eval",
+)
 # The hourly tier: the same tables with ``minute`` holding the hour, rolled up from minutes.
 DDL += "".join(
     f"CREATE TABLE IF NOT EXISTS {t}_h AS SELECT * FROM {t} LIMIT 0;\n" for t in AGG_TABLES
@@ -136,7 +146,11 @@ _KEYS = "version, minute, seg_key, seg_value"
 
 
 def ops_aggregate_sql(
-    model_id: int, source: str, with_predictions: bool, with_ttft: bool = True
+    model_id: int,
+    source: str,
+    with_predictions: bool,
+    with_ttft: bool = True,
+    with_cost: bool = True,
 ) -> list[str]:
     """Statements appending the operational aggregates of the events in ``source``.
 
@@ -146,6 +160,7 @@ def ops_aggregate_sql(
     cols = (
         "is_error, latency_ms, cost_usd, ttft_ms, input_tokens, output_tokens, prediction,"
         f" {bin_index_sql('latency_ms')} AS lat_bin, {bin_index_sql('ttft_ms')} AS ttft_bin,"
+        f" {bin_index_sql('cost_usd')} AS cost_bin,"
         " (prompt IS NOT NULL OR response IS NOT NULL OR input_tokens IS NOT NULL"
         " OR output_tokens IS NOT NULL) AS is_llm"
     )
@@ -158,14 +173,21 @@ def ops_aggregate_sql(
             coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
             coalesce(sum(cost_usd), 0), count(ttft_ms), coalesce(sum(ttft_ms), 0)
         FROM _x GROUP BY ALL""",
-        f"""INSERT INTO agg_bins SELECT {model_id}, {_KEYS}, 'latency', lat_bin, count(*)
-        FROM _x WHERE latency_ms IS NOT NULL GROUP BY ALL""",
     ]
+    # One statement for every sketch kind: a small batch's cost is mostly per statement.
+    kinds = [("latency", "lat_bin", "latency_ms")]
+    if with_cost:
+        kinds.append(("cost", "cost_bin", "cost_usd"))
     if with_ttft:
-        stmts.append(
-            f"""INSERT INTO agg_bins SELECT {model_id}, {_KEYS}, 'ttft', ttft_bin, count(*)
-            FROM _x WHERE ttft_ms IS NOT NULL GROUP BY ALL"""
-        )
+        kinds.append(("ttft", "ttft_bin", "ttft_ms"))
+    parts = " UNION ALL ".join(
+        f"SELECT {_KEYS}, '{kind}' AS kind, {bin_col} AS bin FROM _x WHERE {col} IS NOT NULL"
+        for kind, bin_col, col in kinds
+    )
+    stmts.append(
+        f"INSERT INTO agg_bins SELECT {model_id}, {_KEYS}, kind, bin, count(*)"
+        f" FROM ({parts}) GROUP BY ALL"
+    )
     if with_predictions:
         stmts.append(
             f"""INSERT INTO agg_pred SELECT {model_id}, {_KEYS}, prediction, count(*)
@@ -222,6 +244,26 @@ def label_aggregate_sql(model_id: int, with_confusion: bool = True) -> list[str]
             {score_bin_sql("score")}, count(*)
         FROM x WHERE {binary} GROUP BY ALL""",
         *(confusion if with_confusion else []),
+        *eval_aggregate_sql(model_id),
+    ]
+
+
+def eval_aggregate_sql(model_id: int) -> list[str]:
+    """Statements recomputing the evaluation aggregates (``agg_eval``) of the minutes in
+    temp table ``_dirty``, bounds ``$lo``/``$hi``: evaluations arrive late and are replaced
+    on re-evaluation, like labels, so they share the ``dirty`` mechanism."""
+    source = f"""(SELECT version, event_ts AS ts, segments, evaluator, score, flagged
+                 FROM evaluations
+                 WHERE model_id = {model_id} AND event_ts >= $lo AND event_ts < $hi
+                   AND CAST(date_trunc('minute', event_ts) AS TIMESTAMP)
+                       IN (SELECT minute FROM _dirty))"""
+    where_dirty = f"model_id = {model_id} AND minute IN (SELECT minute FROM _dirty)"
+    return [
+        f"DELETE FROM agg_eval WHERE {where_dirty}",
+        f"""INSERT INTO agg_eval WITH {_expanded(source, "evaluator, score, flagged")}
+        SELECT {model_id}, {_KEYS}, evaluator, count(*), count(*) FILTER (WHERE flagged),
+            count(score), coalesce(sum(score), 0)
+        FROM x GROUP BY ALL""",
     ]
 
 
@@ -241,6 +283,7 @@ MERGE: dict[str, str] = {
     "agg_labels": _LABEL_SUMS,
     "agg_confusion": "actual, predicted, sum(n)",
     "agg_feat": "feature, bin, sum(n), sum(vsum), sum(vsq), min(vmin), max(vmax)",
+    "agg_eval": "evaluator, sum(n), sum(n_flagged), sum(score_n), sum(score_sum)",
 }
 
 

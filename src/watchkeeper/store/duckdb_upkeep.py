@@ -35,6 +35,9 @@ class ModelState:
     partial_hi: datetime | None = None
     # Events committed that the feature-binning job has not counted yet (a backlog).
     features_behind: bool = False
+    # Hours known to be in dirty_hours (a subset of them): an event batch in those hours
+    # need not mark them again. Cleared when a roll-up removes marks or a write rolls back.
+    marked_hours: set[datetime] = field(default_factory=set)
 
 
 class Upkeep:
@@ -71,6 +74,9 @@ class Upkeep:
         except duckdb.Error:
             log.exception("reading dirty hours failed")
             return
+        with self._models_lock:
+            for model in self._models.values():
+                model.marked_hours.clear()
         for mid in mids:
             try:
                 con.begin()
