@@ -29,10 +29,12 @@ bench:              ## benchmarks; record the figures in BENCHMARKS.md
 	$(PYTHON) bench/bench_alert_latency.py
 	$(PYTHON) bench/bench_dashboard_api.py --markdown
 	$(PYTHON) bench/bench_evaluators.py --markdown
+	$(PYTHON) bench/bench_evaluator_runner.py --markdown
+	$(PYTHON) bench/bench_otlp_ingest.py
 
 demo: install       ## the server with live simulated traffic
 	watchkeeper demo
 
 lock:               ## re-pin requirements/*.txt to what is installed and tested
-	uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements/test.txt
+	uv pip compile pyproject.toml --extra test --extra embeddings --python-version 3.11 -o requirements/test.txt
 	uv pip compile pyproject.toml --extra server --python-version 3.11 -o requirements/server.txt

