@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from playwright.sync_api import ConsoleMessage, Page, Request, Response
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response
 
 from conftest import RunningServer
 from watchkeeper.simulator import Simulator, reference_csv
@@ -79,3 +79,37 @@ def upload_reference(server: RunningServer, model: str, rows: int) -> None:
             headers={"Content-Type": "text/csv"},
         )
         assert put.status_code == 200, put.text
+
+
+class Requests:
+    """The API requests a page made, in order."""
+
+    def __init__(self, page: Page) -> None:
+        self.urls: list[str] = []
+        page.on("request", self._seen)
+
+    def _seen(self, request: Request) -> None:
+        if "/api/v1/" in request.url:
+            self.urls.append(request.url)
+
+    def last(self, *parts: str) -> str:
+        """The last request whose URL holds every one of ``parts``."""
+        found = [u for u in self.urls if all(p in u for p in parts)]
+        assert found, f"no request with {parts}; made: {self.urls}"
+        return found[-1]
+
+
+def open_page(
+    browser: Browser, server: RunningServer, path: str, key: str | None = None
+) -> tuple[Page, PageWatch, Requests]:
+    """A page signed in with ``key`` (default: the read key) by the session cookie the
+    sign-in form sets, showing ``path`` once loaded."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    cookie = key or server.read_key
+    context.add_cookies([{"name": "wk_key", "value": cookie, "url": server.url}])
+    page = context.new_page()
+    watch = PageWatch(page)
+    requests = Requests(page)
+    page.goto(server.url + path)
+    page.wait_for_selector("body[data-loaded=true]")
+    return page, watch, requests

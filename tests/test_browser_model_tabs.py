@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request
+from playwright.sync_api import Browser, Page
 
-from browser_helpers import PageWatch, fill, screenshot, upload_reference
+from browser_helpers import PageWatch, fill, open_page, screenshot, upload_reference
 from conftest import RunningServer, running_server
 from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL
 
@@ -105,35 +105,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(server)
 
 
-class Requests:
-    """The API requests a page made, in order."""
-
-    def __init__(self, page: Page) -> None:
-        self.urls: list[str] = []
-        page.on("request", self._seen)
-
-    def _seen(self, request: Request) -> None:
-        if "/api/v1/" in request.url:
-            self.urls.append(request.url)
-
-    def last(self, *parts: str) -> str:
-        found = [u for u in self.urls if all(p in u for p in parts)]
-        assert found, f"no request with {parts}; made: {self.urls}"
-        return found[-1]
-
-
-def open_page(browser: Browser, site: Site, path: str) -> tuple[Page, PageWatch, Requests]:
-    """A signed-in page (the session cookie the sign-in form sets) showing ``path``."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    context.add_cookies([{"name": "wk_key", "value": site.server.read_key, "url": site.server.url}])
-    page = context.new_page()
-    watch = PageWatch(page)
-    requests = Requests(page)
-    page.goto(site.server.url + path)
-    page.wait_for_selector("body[data-loaded=true]")
-    return page, watch, requests
-
-
 def traces(page: Page, plot: str) -> list[dict[str, Any]]:
     """The Plotly traces drawn in ``#plot``: name, x, y and meta of each."""
     got: list[dict[str, Any]] = page.evaluate(
@@ -193,7 +164,7 @@ def expect_clean(watch: PageWatch, allowed: tuple[str, ...] = ()) -> None:
 def test_operations_charts_hold_the_api_numbers_and_monitor_overlays(
     site: Site, chromium: Browser
 ) -> None:
-    page, watch, requests = open_page(chromium, site, site.path(FRAUD_MODEL, "operations"))
+    page, watch, requests = open_page(chromium, site.server, site.path(FRAUD_MODEL, "operations"))
     with site.api() as api:
         series_url = requests.last(f"/models/{FRAUD_MODEL}/metrics?", "window=1m")
         answer = api.get(series_url).json()
@@ -240,7 +211,7 @@ def test_operations_charts_hold_the_api_numbers_and_monitor_overlays(
 
 def test_refresh_keeps_the_users_zoom(site: Site, chromium: Browser) -> None:
     """Live range (its end moves with every refresh): a zoom survives the next refresh."""
-    page, watch, _ = open_page(chromium, site, f"/models/{FRAUD_MODEL}/operations?range=1h")
+    page, watch, _ = open_page(chromium, site.server, f"/models/{FRAUD_MODEL}/operations?range=1h")
     now = datetime.now(UTC).replace(microsecond=0)
     zoom_x = [_iso(now - timedelta(minutes=30)), _iso(now - timedelta(minutes=20))]
     page.evaluate(
@@ -266,7 +237,7 @@ def test_refresh_keeps_the_users_zoom(site: Site, chromium: Browser) -> None:
 
 def test_range_picker_keeps_version_and_segment(site: Site, chromium: Browser) -> None:
     path = f"/models/{ETA_MODEL}/operations?range=1h&version=v1&segment=city:london"
-    page, watch, requests = open_page(chromium, site, path)
+    page, watch, requests = open_page(chromium, site.server, path)
     assert "version=v1" in requests.last(f"/models/{ETA_MODEL}/metrics?")
     page.locator("#range-picker a", has_text="24 h").click()
     page.wait_for_url("**range=24h**")
@@ -286,7 +257,7 @@ def test_range_picker_keeps_version_and_segment(site: Site, chromium: Browser) -
 
 
 def test_quality_classification_with_label_coverage(site: Site, chromium: Browser) -> None:
-    page, watch, requests = open_page(chromium, site, site.path(FRAUD_MODEL, "quality"))
+    page, watch, requests = open_page(chromium, site.server, site.path(FRAUD_MODEL, "quality"))
     with site.api() as api:
         answer = api.get(requests.last(f"/models/{FRAUD_MODEL}/metrics?", "window=1m")).json()
         totals = api.get(requests.last(f"/models/{FRAUD_MODEL}/metrics?", "window=all")).json()
@@ -313,7 +284,7 @@ def test_quality_classification_with_label_coverage(site: Site, chromium: Browse
 
 
 def test_quality_regression_and_the_version_filter(site: Site, chromium: Browser) -> None:
-    page, watch, requests = open_page(chromium, site, site.path(ETA_MODEL, "quality"))
+    page, watch, requests = open_page(chromium, site.server, site.path(ETA_MODEL, "quality"))
     with site.api() as api:
         answer = api.get(requests.last(f"/models/{ETA_MODEL}/metrics?", "window=1m")).json()
         everything = stat(page, "mae")
@@ -338,7 +309,7 @@ def test_quality_regression_and_the_version_filter(site: Site, chromium: Browser
 
 
 def test_quality_says_when_no_labels_arrived_yet(site: Site, chromium: Browser) -> None:
-    page, watch, _ = open_page(chromium, site, site.path(UNLABELLED, "quality"))
+    page, watch, _ = open_page(chromium, site.server, site.path(UNLABELLED, "quality"))
     note = page.locator("#card-no-labels")
     assert note.is_visible()
     assert "No labels yet" in note.inner_text() and "/actuals" in note.inner_text()
@@ -352,7 +323,7 @@ def test_quality_says_when_no_labels_arrived_yet(site: Site, chromium: Browser) 
 
 
 def test_data_quality_charts_and_worst_features(site: Site, chromium: Browser) -> None:
-    page, watch, requests = open_page(chromium, site, site.path(FRAUD_MODEL, "data-quality"))
+    page, watch, requests = open_page(chromium, site.server, site.path(FRAUD_MODEL, "data-quality"))
     with site.api() as api:
         answer = api.get(requests.last(f"/models/{FRAUD_MODEL}/data-quality?", "window=1m")).json()
         total = api.get(requests.last(f"/models/{FRAUD_MODEL}/data-quality?", "window=all")).json()
@@ -381,7 +352,7 @@ def test_data_quality_charts_and_worst_features(site: Site, chromium: Browser) -
 
 
 def test_data_quality_without_reference_says_how_to_add_one(site: Site, chromium: Browser) -> None:
-    page, watch, requests = open_page(chromium, site, site.path(ETA_MODEL, "data-quality"))
+    page, watch, requests = open_page(chromium, site.server, site.path(ETA_MODEL, "data-quality"))
     with site.api() as api:
         refused = api.get(requests.last(f"/models/{ETA_MODEL}/data-quality?"))
     assert refused.status_code == 409
@@ -398,7 +369,7 @@ def test_data_quality_without_reference_says_how_to_add_one(site: Site, chromium
 
 
 def test_llm_tab_charts_and_version_filter(site: Site, chromium: Browser) -> None:
-    page, watch, requests = open_page(chromium, site, site.path(LLM_MODEL, "llm"))
+    page, watch, requests = open_page(chromium, site.server, site.path(LLM_MODEL, "llm"))
     with site.api() as api:
         answer = api.get(requests.last(f"/models/{LLM_MODEL}/metrics?", "window=1m")).json()
         m = answer["metrics"]
@@ -427,7 +398,7 @@ def test_llm_tab_charts_and_version_filter(site: Site, chromium: Browser) -> Non
 
 
 def test_llm_tab_explains_what_to_send_for_other_models(site: Site, chromium: Browser) -> None:
-    page, watch, _ = open_page(chromium, site, site.path(FRAUD_MODEL, "llm"))
+    page, watch, _ = open_page(chromium, site.server, site.path(FRAUD_MODEL, "llm"))
     card = page.locator("#card-no-llm")
     assert card.is_visible()
     text = card.inner_text()
@@ -441,7 +412,7 @@ def test_llm_tab_explains_what_to_send_for_other_models(site: Site, chromium: Br
 def test_segment_filter_narrows_every_request_and_chart(site: Site, chromium: Browser) -> None:
     """Choosing a segment value in the filter puts it in the URL and in every metrics request;
     the charts then hold that segment's numbers, not all traffic's."""
-    page, watch, requests = open_page(chromium, site, site.path(FRAUD_MODEL, "operations"))
+    page, watch, requests = open_page(chromium, site.server, site.path(FRAUD_MODEL, "operations"))
     options = page.locator("#filter-segment option").evaluate_all("os => os.map(o => o.value)")
     assert "region:eu" in options and "" in options  # filled from /segments
     with site.api() as api:

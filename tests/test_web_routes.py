@@ -14,7 +14,14 @@ import pytest
 from conftest import RunningServer
 from watchkeeper.web.routes import TABS
 
-PAGES = ["/", "/alerts", "/monitors", *(f"/models/m/{tab}" for tab, _ in TABS)]
+PAGES = [
+    "/",
+    "/alerts",
+    "/monitors",
+    "/traces",
+    "/traces/5b8efff798038103d269b633813fc60c",
+    *(f"/models/m/{tab}" for tab, _ in TABS),
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -63,6 +70,12 @@ def test_model_root_redirects_to_operations_keeping_the_view(server: RunningServ
     )
     assert got.status_code == 307
     assert got.headers["location"] == "/models/m/operations?range=24h&version=v2"
+
+
+def test_a_trace_id_that_is_not_hex_is_a_404_page(server: RunningServer) -> None:
+    got = httpx.get(server.url + "/traces/not-a-trace", cookies={"wk_key": server.read_key})
+    assert got.status_code == 404
+    assert "A trace id is 32 hexadecimal digits." in got.text
 
 
 def test_unknown_tab_is_a_404_page(server: RunningServer) -> None:

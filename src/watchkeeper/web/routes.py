@@ -7,6 +7,7 @@ the ``wk_key`` cookie set here); this module only renders shells and handles the
 from __future__ import annotations
 
 import gzip
+import re
 from collections.abc import Callable
 from functools import cache
 from importlib.resources import files as package_files
@@ -35,6 +36,7 @@ _TAB_LABELS = dict(TABS)
 COOKIE_MAX_AGE = 30 * 24 * 3600  # sign in once a month
 READ_SCOPES = frozenset({"read", "admin"})
 _MAX_FORM_BYTES = 4096
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 _HERE = Path(__file__).parent
 _MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 # Scripts only from this server (no inline script, no eval). Styles also allow inline ones:
@@ -122,6 +124,16 @@ def web_router(verify_key: VerifyKey) -> APIRouter:
     @router.get("/monitors", response_class=HTMLResponse)
     def monitors_page(request: Request) -> Response:
         return signed_in_page(request, "monitors.html", nav="monitors")
+
+    @router.get("/traces", response_class=HTMLResponse)
+    def traces_page(request: Request) -> Response:
+        return signed_in_page(request, "traces.html", nav="traces")
+
+    @router.get("/traces/{trace_id}", response_class=HTMLResponse)
+    def trace_page(trace_id: str, request: Request) -> Response:
+        if not _TRACE_ID.fullmatch(trace_id):
+            return page("not_found.html", 404, what="A trace id is 32 hexadecimal digits.")
+        return signed_in_page(request, "trace.html", nav="traces", trace_id=trace_id.lower())
 
     @router.get("/models/{model}", response_class=HTMLResponse)
     def model_page(model: str, request: Request) -> Response:
