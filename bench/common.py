@@ -104,18 +104,26 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float | None:
 class ServerProcess:
     """``watchkeeper.server.serve`` in a child process, on a loopback port."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, settings: str | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
+        self.settings = settings  # YAML written to a settings file the server reads
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = self.data_dir / "server.log"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
+        config = ""
+        if self.settings is not None:
+            path = self.data_dir / "bench-settings.yaml"
+            path.write_text(self.settings, encoding="utf-8")
+            config = f", config_file=Path({str(path)!r})"
         code = (
             "from pathlib import Path\n"
             "from watchkeeper.server import ServerConfig, serve\n"
-            f"serve(ServerConfig(Path({str(self.data_dir)!r}), port={self.port}))\n"
+            f"serve(ServerConfig(Path({str(self.data_dir)!r}), port={self.port}{config}))\n"
         )
         log = self._log.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log)

@@ -64,6 +64,17 @@ monitors:
     metric: latency_p95
     window: 5m
     condition: {type: multi_level, op: above, warning: 40, critical: 80}
+  - name: support-bot-hallucinations
+    model: support-bot
+    metric: hallucination_rate
+    window: 5m
+    condition: {type: static, op: above, threshold: 0.2}
+    fire_after: 2
+    of_last: 3
+    min_samples: 30
+    description: support-bot answers with claims its retrieved documents do not make
+evaluators:
+  embeddings: off  # no model to load: the evaluators catch up with the backfill in a minute
 actions:
   - name: fraud-rules-fallback  # send fraud-scorer's traffic to the rules while amounts drift
     type: fallback
@@ -122,11 +133,13 @@ def upload_reference(url: str, api_key: str, model: str, csv_text: str) -> None:
 def demo(
     data_dir: Path, host: str, port: int, rate: float, backfill_minutes: int, seed: int
 ) -> None:
-    """Run a server fed by simulated models (fraud-scorer, delivery-eta) until Ctrl-C.
+    """Run a server fed by simulated models (fraud-scorer, delivery-eta) and an LLM chat app
+    (support-bot, OpenTelemetry traces) until Ctrl-C.
 
     Sends BACKFILL-MINUTES of history first, then streams live traffic, and prints the
     dashboard address and a read key to sign in with.
     """
+    from watchkeeper.llm_sim import SUPPORT_BOT, ChatSimulator
     from watchkeeper.server import ServerConfig, ServerHandle
     from watchkeeper.simulator import ETA_MODEL, FRAUD_MODEL, Simulator, reference_csv
 
@@ -149,6 +162,14 @@ def demo(
     # The incident: the last 30 minutes of history (and all live traffic) drift in apac.
     drift_from = time.time() - 30 * 60 if backfill_minutes > 30 else None
     simulator = Simulator(handle.url, admin_key, rate=rate, seed=seed, drift_from=drift_from)
+    # support-bot's incident: hallucinations rise (6 % -> 30 %) for the last 20 minutes of
+    # history, or 10 minutes into live traffic with a shorter backfill.
+    now = time.time()
+    degrade_from = now - 20 * 60 if backfill_minutes > 20 else now + 10 * 60
+    llm_rate = max(0.2, rate / 10)
+    # at most 30 minutes of chat history: the evaluators behind ingestion catch up sooner
+    llm_minutes = min(backfill_minutes, 30)
+    chat = ChatSimulator(handle.url, admin_key, rate=llm_rate, seed=seed, degrade_from=degrade_from)
     try:
         click.echo("Uploading the models' reference (training) data ...", err=True)
         for model in (FRAUD_MODEL, ETA_MODEL):
@@ -163,7 +184,15 @@ def demo(
                 simulator.backfill(backfill_minutes, progress=advance)
             click.echo("Waiting for the server to store the history ...", err=True)
             simulator.flush(timeout=120.0)
+            label = f"Sending {llm_minutes} min of {SUPPORT_BOT} traces"
+            with click.progressbar(length=llm_minutes, label=label, file=None) as bar:
+
+                def advance_chat(done: int, total: int) -> None:
+                    bar.update(done - bar.pos)
+
+                chat.backfill(llm_minutes, progress=advance_chat)
         simulator.start()
+        chat.start()
         url = handle.url.rstrip("/") + "/"
         click.echo()
         click.secho("Watchkeeper demo is running.", bold=True)
@@ -174,6 +203,10 @@ def demo(
         )
         click.echo(f"  Grafana/Prometheus: {url}metrics   (bearer: the read key)")
         click.echo(f"  Live traffic:       ~{rate:g} events/s from fraud-scorer and delivery-eta")
+        click.echo(
+            f"  LLM app:            {SUPPORT_BOT}, ~{llm_rate:g} chats/s as OpenTelemetry traces"
+            f"   ({url}traces)"
+        )
         click.echo(f"  Alerts:             {url}api/v1/alerts?status=open")
         click.echo(f"  Monitors:           {url}api/v1/monitors")
         click.echo(f"  Settings file:      {settings}   (its monitors and actions)")
@@ -186,5 +219,6 @@ def demo(
     finally:
         click.echo("\nStopping ...", err=True)
         simulator.stop()
+        chat.stop()
         handle.stop()
     click.echo("Stopped.", err=True)
