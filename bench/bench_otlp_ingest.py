@@ -16,6 +16,8 @@ Phases, same number of requests and client threads (httpx, keep-alive):
   evaluators slow ingestion (the first phase starts once the runner has made its first pass,
   which loads any optional model; ``--runner``: its own speed, in-process, with
   ``embeddings: off`` and ``on``);
+* ``otlp_no_workers``: the first phase with ``otlp_workers=0`` (``--otlp-workers 0``): every
+  export decoded in its request's thread, not in the server's OTLP worker processes;
 * ``events`` (the baseline): ``POST /api/v1/models/{m}/predictions`` with the *same* LLM
   calls as JSON events (what the server's own OTLP mapping makes of the spans: prompt,
   response, context, tokens, cost, segments), one request per OTLP request.
@@ -168,14 +170,14 @@ def evaluated(url: str, key: str, model: str) -> int:
 
 def run_phase(kind: str, bodies: list[bytes], threads: int, expected_calls: int,
               warm: bytes, settings: str | None = None,
-              wait: float = 0.0) -> dict[str, Any]:  # fmt: skip
+              wait: float = 0.0, otlp_workers: int | None = None) -> dict[str, Any]:  # fmt: skip
     model = OTLP_MODEL if kind == "otlp" else EVENTS_MODEL
     path = "/v1/traces" if kind == "otlp" else f"/api/v1/models/{model}/predictions"
     ctype = PROTOBUF if kind == "otlp" else "application/json"
     with tempfile.TemporaryDirectory(prefix="wk-bench-otlp-") as d:
         keys = KeyStore(Path(d))
         ingest, read = keys.create("ingest"), keys.create("read")
-        server = ServerProcess(Path(d), settings=settings).start()
+        server = ServerProcess(Path(d), settings=settings, otlp_workers=otlp_workers).start()
         try:
             # warm-up on another model (first request creates tables), not timed
             warm_path = "/v1/traces" if kind == "otlp" else "/api/v1/models/warm/predictions"
@@ -414,6 +416,12 @@ def main() -> None:
         q["spans_per_s"] = round(spans / q["seconds"])
         q["llm_calls_per_s"] = round(calls / q["seconds"])
         result["otlp_evaluators_off"] = q
+    if not args.old_build:  # the same, decoded in the request threads (--otlp-workers 0)
+        w = run_phase("otlp", otlp, args.threads, calls, warm[0][0], settings,
+                      args.runner_wait, otlp_workers=0)  # fmt: skip
+        w["spans_per_s"] = round(spans / w["seconds"])
+        w["llm_calls_per_s"] = round(calls / w["seconds"])
+        result["otlp_no_workers"] = w
     e = run_phase("events", events, args.threads, calls, warm[1][0], settings)
     e["events_per_s"] = round(calls / e["seconds"])
     result["events_route"] = e

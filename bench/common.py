@@ -105,10 +105,15 @@ class ServerProcess:
     """``watchkeeper.server.serve`` in a child process, on a loopback port."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, settings: str | None = None
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        settings: str | None = None,
+        otlp_workers: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.settings = settings  # YAML written to a settings file the server reads
+        self.otlp_workers = otlp_workers  # None: the server's default
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -120,6 +125,8 @@ class ServerProcess:
             path = self.data_dir / "bench-settings.yaml"
             path.write_text(self.settings, encoding="utf-8")
             config = f", config_file=Path({str(path)!r})"
+        if self.otlp_workers is not None:
+            config += f", otlp_workers={self.otlp_workers}"
         code = (
             "from pathlib import Path\n"
             "from watchkeeper.server import ServerConfig, serve\n"

@@ -4,6 +4,8 @@ checked against the spans as written."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -73,6 +75,44 @@ def test_resent_and_overlapping_exports_store_each_span_once(store: DuckDBStore)
         f"{i:016x}" for i in (1, 2, 3)
     ]
     assert store.trace_spans("f" * 32) == [] and store.get_trace("f" * 32) is None
+
+
+def test_exports_queued_together_are_inserted_together_each_span_once(
+    store: DuckDBStore,
+) -> None:
+    """Exports that wait for the writer together share one insert (one commit): a span
+    already stored, or in an earlier export of the same group, is skipped, and each export
+    is told how many of its spans were new."""
+    put(store, [span(3, 1)])
+    exports = [
+        [span(3, 1), span(3, 2, parent=1, start_ms=2)],  # 3/1 stored before
+        [span(3, 2, parent=1, start_ms=2), span(3, 3, parent=1, start_ms=4)],  # 3/2 above
+        [span(4, 1, start_ms=7)],
+    ]
+    gate = threading.Event()
+    busy = threading.Thread(target=store._submit, args=(gate.wait, 0))
+    busy.start()  # the writer waits on this op while the three exports queue up
+    results: list[int] = [0, 0, 0]
+
+    def send(i: int) -> None:
+        results[i] = put(store, exports[i])
+
+    senders = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    for t in senders:
+        t.start()
+    deadline = time.monotonic() + 10
+    while store.stats()["queue_requests"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    commits = store.stats()["commits"]
+    gate.set()
+    for t in [busy, *senders]:
+        t.join()
+    assert store.stats()["commits"] == commits + 2  # the waiting op's, then the three's
+    assert results == [1, 1, 1]
+    assert [s["span_id"] for s in store.trace_spans(f"{3:032x}")] == [
+        f"{i:016x}" for i in (1, 2, 3)
+    ]
+    assert [s["span_id"] for s in store.trace_spans(f"{4:032x}")] == [f"{1:016x}"]
 
 
 def test_trace_spans_near_a_time_keeps_the_spans_of_that_period(store: DuckDBStore) -> None:

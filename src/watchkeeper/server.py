@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -35,6 +36,7 @@ from watchkeeper.monitors.files import (
     load_monitor_settings,
 )
 from watchkeeper.monitors.registry import MonitorRegistry
+from watchkeeper.otlp.prepare import ExportPool
 from watchkeeper.store.base import StoreClosedError
 from watchkeeper.store.duckdb_store import DuckDBStore
 from watchkeeper.store.keys import KeyStore
@@ -72,6 +74,8 @@ class ServerConfig:
     action_interval: float = 1.0  # seconds between claims of queued action runs (0: never)
     metrics: MetricsSettings | None = None  # overrides the config file's metrics: section
     evaluators: EvaluatorSettings | None = None  # overrides the config file's evaluators:
+    # processes that decode large OTLP exports (None: one per CPU but one, at most 4; 0: none)
+    otlp_workers: int | None = None
 
 
 def _load_doc(path: Path | None) -> dict[str, Any]:
@@ -175,6 +179,13 @@ def load_evaluator_settings(path: Path | None) -> EvaluatorSettings:
         raise ConfigError("\n".join(f"{path}: {line}" for line in exc.lines())) from None
 
 
+def default_otlp_workers() -> int:
+    """Worker processes for OTLP decoding: every CPU but one (the store's writer and the
+    HTTP server keep it), at most 4; none on a single CPU."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(4, (cpus or 1) - 1))
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; the store opens and closes with the app's lifespan."""
     settings = {**load_settings(config.config_file), **config.settings}
@@ -202,6 +213,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     scheduler = Scheduler(engine, config.evaluate_interval)
     evaluator_settings = config.evaluators or load_evaluator_settings(config.config_file)
     evaluators = EvaluatorRunner(store, evaluator_settings)
+    otlp_pool = ExportPool(
+        default_otlp_workers() if config.otlp_workers is None else config.otlp_workers, prices
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -215,6 +229,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             yield
         finally:
             evaluators.stop()
+            otlp_pool.close()
             runner.stop()
             notifier.stop()
             scheduler.stop()
@@ -234,6 +249,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.notifier = notifier
     app.state.action_runner = runner
     app.state.prices = prices
+    app.state.otlp_pool = otlp_pool
     app.state.evaluator_settings = evaluator_settings
     app.state.evaluator_runner = evaluators
     app.state.monitors = registry

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -28,9 +29,8 @@ from watchkeeper.api.errors import APIError
 from watchkeeper.api.ingest import read_body
 from watchkeeper.api.schemas import ERRORS
 from watchkeeper.llm.prices import PriceTable
-from watchkeeper.otlp.decode import PROTOBUF, Format, decode_request, request_format
-from watchkeeper.otlp.genai import llm_events, price_events
-from watchkeeper.otlp.spans import redact_events, redact_spans, spans_table
+from watchkeeper.otlp.decode import PROTOBUF, Format, request_format
+from watchkeeper.otlp.prepare import Chunk, ExportPool, prepare_export
 from watchkeeper.schema import DEFAULT_LIMITS, BatchError
 from watchkeeper.schema.batch import receipt_time
 from watchkeeper.schema.events import events_from_rows
@@ -60,34 +60,30 @@ def ingest_export(
     content_encoding: str | None,
     prices: PriceTable | None = None,
     redact: bool = False,
+    pool: ExportPool | None = None,
 ) -> tuple[int, str]:
-    """Decode one export and store all its spans (one write) and its LLM-call events, the
-    two writes in flight together; returns (LLM spans rejected, first reasons)."""
-    spans = decode_request(body, content_type, content_encoding)
-    if redact:
-        spans = redact_spans(spans)
-    grouped, _others = llm_events(spans)
-    if prices is not None:  # cost from the price table when the span carries none
-        for events in grouped.values():
-            price_events(events, prices)
-    if redact:
-        redact_events(grouped)
-    by_span = {e["event_id"]: e for events in grouped.values() for e in events}
-    table = spans_table(spans, by_span, receipt_time(None))
-    if not grouped:
-        store.ingest_spans(table)
+    """Decode one export (in ``pool``'s worker processes when given) and store all its
+    spans (one write) and its LLM-call events, the two writes in flight together; returns
+    (LLM spans rejected, first reasons)."""
+    now = receipt_time(None)
+    if pool is not None:
+        prepared = pool.prepare(body, content_type, content_encoding, redact, now)
+    else:
+        prepared = prepare_export(body, content_type, content_encoding, prices, redact, now)
+    if not prepared.chunks:
+        store.ingest_spans(prepared.spans)
         return 0, ""
     # The spans' write is queued first and waited for last: while the store's writer inserts
-    # the spans this thread validates the events, and the two writes (and other requests')
+    # the spans this thread queues the events, and the two writes (and other requests')
     # share the writer's group commit, so an export waits for one commit, not two.
-    spans_written = _span_writer().submit(store.ingest_spans, table)
+    spans_written = _span_writer().submit(store.ingest_spans, prepared.spans)
     try:
-        result = store_events(store, grouped)
+        result = store_chunks(store, prepared.chunks, now)
     except StoreBusyError:
         # a queue with room for one of the two writes: once the spans are in (or refused
         # too, which raises), the events are tried again; event ids make the retry safe
         spans_written.result()
-        return store_events(store, grouped)
+        return store_chunks(store, prepared.chunks, now)
     except BaseException:
         wait([spans_written])
         raise
@@ -110,22 +106,32 @@ def _span_writer() -> ThreadPoolExecutor:
 
 
 def store_events(store: Store, grouped: Mapping[str, list[dict[str, Any]]]) -> tuple[int, str]:
-    """Store each model's events (task llm); returns (events rejected, first reason).
-
-    A group whose batch is refused is retried event by event so that the valid ones are
-    kept; StoreBusyError (and a closing store) propagate for a 503.
-    """
-    rejected = 0
-    reasons: list[str] = []
+    """Store each model's events (task llm); returns (events rejected, first reason)."""
     now = receipt_time(None)
+    chunks = []
     step = DEFAULT_LIMITS.max_events
     for model, events in grouped.items():
         for i in range(0, len(events), step):
-            chunk = events[i : i + step]
-            bad, reason = _store_chunk(store, model, chunk, now)
-            rejected += bad
-            if reason:
-                reasons.append(f"{model}: {reason}")
+            chunks.append(Chunk(model, None, events[i : i + step]))
+    return store_chunks(store, chunks, now)
+
+
+def store_chunks(store: Store, chunks: list[Chunk], now: datetime) -> tuple[int, str]:
+    """Store prepared chunks of LLM events; returns (events rejected, first reasons).
+
+    A chunk whose rows do not make a valid batch is stored without its invalid events;
+    StoreBusyError (and a closing store) propagate for a 503.
+    """
+    rejected = 0
+    reasons: list[str] = []
+    for chunk in chunks:
+        if chunk.table is not None:
+            bad, reason = _store_table(store, chunk.model, chunk.table)
+        else:
+            bad, reason = _store_chunk(store, chunk.model, chunk.rows, now)
+        rejected += bad
+        if reason:
+            reasons.append(f"{chunk.model}: {reason}")
     return rejected, "; ".join(reasons[:5])
 
 
@@ -142,13 +148,17 @@ def _store_chunk(
             return len(events), reason
         rest, _ = _store_chunk(store, model, good, now)
         return len(events) - len(good) + rest, reason
+    return _store_table(store, model, table)
+
+
+def _store_table(store: Store, model: str, table: pa.Table) -> tuple[int, str | None]:
     try:
         store.ingest_events(model, table, task="llm")
     except StoreError as exc:
         if exc.status == 503:
             raise
-        store.record_rejected(model, exc.code, len(events))
-        return len(events), str(exc)
+        store.record_rejected(model, exc.code, table.num_rows)
+        return table.num_rows, str(exc)
     return 0, None
 
 
@@ -223,6 +233,7 @@ def otlp_router(store: Store, keys: KeyStore) -> APIRouter:
                 request.headers.get("content-encoding"),
                 getattr(request.app.state, "prices", None),
                 redact_pii(request.app.state),
+                getattr(request.app.state, "otlp_pool", None),
             )
         except (APIError, BatchError, StoreError) as exc:
             if fmt is not Format.PROTOBUF:

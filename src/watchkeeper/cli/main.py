@@ -51,7 +51,15 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Settings file (YAML).",
 )
-def serve(data_dir: Path, host: str, port: int, config_file: Path | None) -> None:
+@click.option(
+    "--otlp-workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Processes that decode large OTLP exports (default: CPUs - 1, at most 4; 0: none).",
+)
+def serve(
+    data_dir: Path, host: str, port: int, config_file: Path | None, otlp_workers: int | None
+) -> None:
     """Run the Watchkeeper server until Ctrl-C.
 
     Create a key to sign in to the dashboard with `watchkeeper keys create --scope read`.
@@ -62,7 +70,13 @@ def serve(data_dir: Path, host: str, port: int, config_file: Path | None) -> Non
     data_dir = prepare_data_dir(data_dir)
     check_port_free(host, port)
     check_data_dir_free(data_dir)
-    config = ServerConfig(data_dir=data_dir, host=host, port=port, config_file=config_file)
+    config = ServerConfig(
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        config_file=config_file,
+        otlp_workers=otlp_workers,
+    )
     click.echo(f"Watchkeeper {__version__} on http://{host}:{port}/ (data in {data_dir})", err=True)
     try:
         with contextlib.suppress(KeyboardInterrupt):

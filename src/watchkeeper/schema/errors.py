@@ -31,6 +31,12 @@ class BatchError(Exception):
         self.details: list[dict[str, Any]] = details or []
         self.error_count = error_count if error_count is not None else max(1, len(self.details))
 
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in OTLP worker processes, pickled back
+        return (
+            type(self),
+            (self.status, self.code, self.message, self.details, self.error_count),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON body of the error reply."""
         return {

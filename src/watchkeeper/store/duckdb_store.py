@@ -83,6 +83,9 @@ class _Op:
     ddl: Callable[[], None] | None = None
     # Event batches: (model holder filled by ddl, batch); merged per model within a group.
     events: tuple[dict[str, ModelState], pa.Table] | None = None
+    # Other mergeable writes: (a function of the group's payloads that returns one result
+    # per payload, payload); the ops of a group with the same function run as one call.
+    merge: tuple[Callable[[list[Any]], list[Any]], Any] | None = None
 
 
 def _naive_utc(table: pa.Table, column: str) -> pa.Table:
@@ -234,6 +237,7 @@ class DuckDBStore(
         rows: int,
         ddl: Callable[[], None] | None = None,
         events: tuple[dict[str, ModelState], pa.Table] | None = None,
+        merge: tuple[Callable[[list[Any]], list[Any]], Any] | None = None,
     ) -> Any:
         if self._closed:
             raise StoreClosedError("the server is shutting down; retry shortly")
@@ -244,7 +248,7 @@ class DuckDBStore(
                     f"the write queue is full ({self._pending_rows} rows waiting); retry shortly"
                 )
             self._pending_rows += rows
-        op = _Op(fn, rows, ddl=ddl, events=events)
+        op = _Op(fn, rows, ddl=ddl, events=events, merge=merge)
         self._queue.put(op)
         return op.future.result()
 
@@ -334,12 +338,20 @@ class DuckDBStore(
             self._finish(op, result=result)
 
     def _apply(self, ops: list[_Op]) -> list[Any]:
-        """Run a group's requests; event batches of one model are merged into one insert."""
+        """Run a group's requests; event batches of one model are merged into one insert,
+        and so are other mergeable writes of the same kind (spans)."""
         out: dict[int, Any] = {}
         by_model: dict[str, list[int]] = {}
+        by_merge: dict[Callable[[list[Any]], list[Any]], list[int]] = {}
         for i, op in enumerate(ops):
             if op.events is not None:
                 by_model.setdefault(op.events[0]["m"].name, []).append(i)
+            elif op.merge is not None:
+                by_merge.setdefault(op.merge[0], []).append(i)
+        for merged, idxs in by_merge.items():
+            payloads = [ops[i].merge[1] for i in idxs]  # type: ignore[index]
+            for i, result in zip(idxs, merged(payloads), strict=True):
+                out[i] = result
         for idxs in by_model.values():
             m = ops[idxs[0]].events[0]["m"]  # type: ignore[index]
             batches = [ops[i].events[1] for i in idxs]  # type: ignore[index]

@@ -1,9 +1,10 @@
 """Spans and traces on the DuckDB store: every span of every OTLP export, for the trace views.
 
-``spans`` holds one row per (trace_id, span_id). An export is appended in one insert from its
-Arrow batch; spans already stored (an exporter's retry) are skipped by an anti-join that
-only looks at stored spans whose start falls in the batch's own start range, so a resent
-export stores nothing twice and the check does not scan the whole table. Attributes, span
+``spans`` holds one row per (trace_id, span_id). The exports that reach the store's writer
+together are appended in one insert from their Arrow batches; spans already stored (an
+exporter's retry) are skipped after a semi-join that only looks at stored spans whose start
+falls in the batches' own start range, so a resent export stores nothing twice and the
+check does not scan the whole table. Attributes, span
 events and the resource are JSON text.
 
 A trace is the group of its spans: it starts with its first span and lasts until its last
@@ -161,38 +162,77 @@ class Traces:
     # ------------------------------------------------------------------ writes
     def ingest_spans(self, batch: pa.Table) -> int:
         """Append an export's spans (an Arrow batch with the ``spans`` columns) in one write;
-        spans already stored are skipped. Returns how many were new."""
+        spans already stored are skipped. Returns how many were new. Exports queued together
+        are inserted together (:meth:`_insert_span_group`)."""
         if batch.num_rows == 0:
             return 0
-        bounds = pc.min_max(batch.column("start_ts"))
-        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-        columns = ", ".join(batch.schema.names)
-
-        def fn() -> int:
-            assert self._con is not None
-            con = self._con
-            con.register("_wk_spans", batch)
-            try:
-                if lo is None:  # no start times: compare with the spans without one
-                    where = "start_ts IS NULL"
-                    params: list[Any] = []
-                else:
-                    where = "(start_ts BETWEEN ? AND ? OR start_ts IS NULL)"
-                    params = [lo, hi]
-                row = first(
-                    con.execute(
-                        f"""INSERT INTO spans ({columns}) SELECT b.* FROM _wk_spans b
-                        ANTI JOIN (SELECT trace_id, span_id FROM spans WHERE {where}) s
-                        ON b.trace_id = s.trace_id AND b.span_id = s.span_id""",
-                        params,
-                    ).fetchall()
-                )
-            finally:
-                con.unregister("_wk_spans")
-            return int(row[0]) if row else 0
-
-        result: int = self._submit(fn, batch.num_rows)
+        result: int = self._submit(
+            lambda: self._insert_span_group([batch])[0],
+            batch.num_rows,
+            merge=(self._insert_span_group, batch),
+        )
         return result
+
+    def _insert_span_group(self, batches: list[pa.Table]) -> list[int]:
+        """Several exports' spans in one insert (on the writer, inside its transaction):
+        spans already stored, or already in an earlier export of the group (a retry sent
+        while the first try waits), are skipped. How many were new, per export."""
+        assert self._con is not None
+        con = self._con
+        table = (
+            batches[0]
+            if len(batches) == 1
+            else pa.concat_tables(batches, promote_options="default")
+        )
+        keep = self._unseen_spans(table)
+        columns = ", ".join(table.schema.names)
+        new = table if keep is None else table.filter(keep)
+        con.register("_wk_spans", new)
+        try:
+            con.execute(f"INSERT INTO spans ({columns}) SELECT * FROM _wk_spans").fetchall()
+        finally:
+            con.unregister("_wk_spans")
+        if keep is None:
+            return [b.num_rows for b in batches]
+        out, offset = [], 0
+        for b in batches:
+            out.append(int(pc.sum(keep.slice(offset, b.num_rows)).as_py() or 0))
+            offset += b.num_rows
+        return out
+
+    def _unseen_spans(self, table: pa.Table) -> pa.ChunkedArray | pa.Array | None:
+        """A mask of the rows to insert: not stored yet (compared with the stored spans that
+        start in the rows' own start range, or have no start), and the first of their
+        (trace_id, span_id) in ``table``; None when that is every row."""
+        assert self._con is not None
+        con = self._con
+        bounds = pc.min_max(table.column("start_ts"))
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        if lo is None:  # no start times: compare with the spans without one
+            where, params = "s.start_ts IS NULL", []
+        else:
+            where = "(s.start_ts BETWEEN ? AND ? OR s.start_ts IS NULL)"
+            params = [lo, hi]
+        con.register("_wk_spans", table.select(["trace_id", "span_id"]))
+        try:
+            stored = con.execute(
+                f"""SELECT s.trace_id || '/' || s.span_id FROM spans s
+                SEMI JOIN _wk_spans b ON s.trace_id = b.trace_id AND s.span_id = b.span_id
+                WHERE {where}""",
+                params,
+            ).fetchall()
+        finally:
+            con.unregister("_wk_spans")
+        keys = pc.binary_join_element_wise(table["trace_id"], table["span_id"], "/")
+        repeated = pc.count_distinct(keys).as_py() < table.num_rows
+        if not stored and not repeated:
+            return None
+        seen = {k for (k,) in stored}
+        mask = []
+        for key in keys.to_pylist():
+            mask.append(key not in seen)
+            seen.add(key)
+        return pa.array(mask, pa.bool_())
 
     # ------------------------------------------------------------------ reads
     def trace_spans(self, trace_id: str, near: datetime | None = None) -> list[dict[str, Any]]:
