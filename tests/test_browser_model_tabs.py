@@ -102,6 +102,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 created = client.post("/api/v1/monitors", json=monitor)
                 assert created.status_code == 201, created.text
         server.handle.app.state.store.refresh()
+        server.handle.app.state.store.refresh_features()  # data quality: every event binned
         yield Site(server)
 
 

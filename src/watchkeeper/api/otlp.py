@@ -87,7 +87,11 @@ def ingest_export(
     except BaseException:
         wait([spans_written])
         raise
-    spans_written.result()  # its StoreBusyError/StoreError propagates as the events' would
+    try:
+        spans_written.result()  # a StoreError other than busy propagates as the events' would
+    except StoreBusyError:
+        # the events took the queue's last room: now that they are in, the spans may go
+        store.ingest_spans(prepared.spans)
     return result
 
 
