@@ -297,6 +297,25 @@ def test_batch_shape_errors(server: RunningServer) -> None:
     ]
 
 
+def test_gzip_body_is_read_and_other_encodings_refused(server: RunningServer) -> None:
+    """The SDK sends gzip (Content-Encoding: gzip); an encoding we cannot read is a 415."""
+    import gzip
+    import json
+
+    _calls(server, ["gz"])
+    body = gzip.compress(json.dumps({"feedback": [{"model": "chat", "event_id": "gz",
+                                                   "thumbs": "down"}]}).encode())  # fmt: skip
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    with server.client(server.ingest_key) as c:
+        r = c.post("/api/v1/feedback", content=body, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["accepted"] == 1
+        headers["Content-Encoding"] = "br"
+        r = c.post("/api/v1/feedback", content=body, headers=headers)
+        assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
+    assert _human(server, "gz") is not None
+
+
 def test_keys_and_dashboard_cookie(server: RunningServer) -> None:
     """Writing needs an ingest (or admin) key, or the dashboard's cookie with its request
     header; reading needs a read key."""

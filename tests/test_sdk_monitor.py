@@ -126,6 +126,46 @@ def test_log_actual_goes_to_actuals_endpoint(monitors: list[Monitor], transport:
     assert transport.batches[-1][0] == "/api/v1/models/fraud-scorer/actuals"
 
 
+def test_log_feedback_goes_to_the_feedback_endpoint(
+    monitors: list[Monitor], transport: Any
+) -> None:
+    """log_feedback sends the model, a feedback id (unique, or the caller's), the call or
+    trace it is about and the verdict to /api/v1/feedback, after the predictions."""
+    monitor = make(monitors, transport)
+    event_id = monitor.log(prompt="q", response="a")
+    when = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    first = monitor.log_feedback(event_id, thumbs=False, comment="wrong", timestamp=when)
+    second = monitor.log_feedback(trace_id="ab" * 16, score=0.8, by="ana", feedback_id="fb-1")
+    monitor.log_feedback(event_id)  # no verdict: dropped in the worker, counted
+    monitor.log_feedback(event_id, score=7)  # out of range: dropped, counted
+    assert monitor.flush(timeout=5) is False  # everything handled, but not all was sent
+    assert second == "fb-1" and first != second
+    assert transport.feedback == [
+        {
+            "model": "fraud-scorer",
+            "feedback_id": first,
+            "event_id": event_id,
+            "thumbs": "down",
+            "comment": "wrong",
+            "timestamp": "2024-05-01T12:00:00Z",
+        },
+        {
+            "model": "fraud-scorer",
+            "feedback_id": "fb-1",
+            "trace_id": "ab" * 16,
+            "score": 0.8,
+            "by": "ana",
+            "timestamp": transport.feedback[1]["timestamp"],
+        },
+    ]
+    assert [path for path, _ in transport.batches] == [
+        "/api/v1/models/fraud-scorer/predictions",
+        "/api/v1/feedback",
+    ]
+    stats = monitor.stats()
+    assert stats["queued"] == 5 and stats["sent"] == 3 and stats["rejected"] == 2
+
+
 def test_datetime_timestamp_and_naive_is_utc(monitors: list[Monitor], transport: Any) -> None:
     """A datetime timestamp is sent as epoch seconds; a naive one is read as UTC."""
     monitor = make(monitors, transport)

@@ -102,3 +102,36 @@ def test_server_down_then_up_loses_nothing(tmp_path: Path) -> None:
     finally:
         mon.close(timeout=5)
         handle.stop()
+
+
+def test_sdk_feedback_is_stored_once_and_becomes_the_human_evaluation(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """log_feedback() over HTTP: the verdict is stored (once, even when the same feedback id
+    is sent again), a corrected answer becomes the call's actual."""
+    import httpx
+
+    mon = watchkeeper.Monitor(
+        "sdk-chat", url=server.url, api_key=server.ingest_key, spool_dir=tmp_path / "spool"
+    )
+    calls = [mon.log(prompt=f"q{i}", response=f"a{i}", latency_ms=900.0) for i in range(3)]
+    mon.log_feedback(calls[0], thumbs="down", comment="made up", feedback_id="fb-0")
+    mon.log_feedback(calls[0], thumbs="down", comment="made up", feedback_id="fb-0")  # again
+    mon.log_feedback(calls[1], thumbs=True)
+    mon.log_feedback(calls[2], corrected_answer="the right answer", by="ana")
+    assert mon.flush(timeout=20)
+    mon.close()
+    assert mon.stats()["rejected"] == 0
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.read_key}"}
+    ) as c:
+        listed = c.get("/api/v1/feedback", params={"model": "sdk-chat"}).json()["feedback"]
+        assert sorted((f["event_id"], f["thumbs"]) for f in listed) == sorted(
+            [(calls[0], "down"), (calls[1], "up"), (calls[2], None)]
+        )
+        assert [f["by"] for f in listed if f["event_id"] == calls[2]] == ["ana"]
+        evaluations = c.get(
+            "/api/v1/models/sdk-chat/evaluations", params={"evaluator": "human", "limit": 10}
+        ).json()
+    human = {e["event_id"]: e["flagged"] for e in evaluations["evaluations"]}
+    assert human[calls[0]] is True and human[calls[1]] is False

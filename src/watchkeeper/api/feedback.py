@@ -10,6 +10,7 @@ compares the human verdicts with an evaluator's on the same calls (Cohen's kappa
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,6 +26,7 @@ from watchkeeper.evaluators.agreement import binary_agreement
 from watchkeeper.evaluators.settings import EVALUATORS as ALL_EVALUATORS
 from watchkeeper.schema import BatchError
 from watchkeeper.schema.contract import DEFAULT_LIMITS
+from watchkeeper.schema.decode import decompress
 from watchkeeper.schema.errors import RowErrors
 from watchkeeper.schema.values import json_type, parse_rfc3339
 from watchkeeper.store.base import Store
@@ -48,6 +50,7 @@ _TEXT = {
     "corrected_answer": DEFAULT_LIMITS.max_text_len,
     "by": MAX_BY,
 }
+_LIMITS = replace(DEFAULT_LIMITS, max_body_bytes=MAX_BODY)
 FIELDS = frozenset({*_TEXT, "thumbs", "score", "timestamp"})
 _VERDICT = ("thumbs", "score", "comment", "corrected_answer")
 
@@ -181,6 +184,8 @@ def feedback_router(store: Store, keys: KeyStore) -> APIRouter:
         """One feedback object or ``{"feedback": [...]}`` (at most 1000); answered after the
         commit. A ``feedback_id`` already stored for the model stores nothing again."""
         body = await read_body(request, MAX_BODY)
+        encoding = request.headers.get("content-encoding")  # the SDK sends gzip
+        body = await run_in_threadpool(decompress, body, encoding, _LIMITS)
         items = await run_in_threadpool(parse_feedback, body)
         unknown = sorted({i["model"] for i in items if not store.has_model(i["model"])})
         if unknown:

@@ -1,10 +1,11 @@
 """``Monitor``: the object users create in their model server.
 
-``log()`` and ``log_actual()`` only put a tuple on a bounded queue (a few microseconds in the
-caller's thread); a daemon worker thread batches, compresses, sends, retries and spools (see
-:mod:`watchkeeper.sdk.worker`). No exception raised inside Watchkeeper reaches the caller of
-``log``, ``log_actual``, ``track``, ``flush``, ``close`` or ``stats``; problems are counted
-(:meth:`Monitor.stats`) and logged once on the ``"watchkeeper"`` logger.
+``log()``, ``log_actual()`` and ``log_feedback()`` only put a tuple on a bounded queue (a
+few microseconds in the caller's thread); a daemon worker thread batches, compresses, sends,
+retries and spools (see :mod:`watchkeeper.sdk.worker`). No exception raised inside
+Watchkeeper reaches the caller of ``log``, ``log_actual``, ``log_feedback``, ``track``,
+``flush``, ``close`` or ``stats``; problems are counted (:meth:`Monitor.stats`) and logged
+once on the ``"watchkeeper"`` logger.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class Monitor:
         self._pipeline = Pipeline(self.model, self._transport, self._spool, **self._settings)
         self._predictions = self._pipeline.predictions
         self._actuals = self._pipeline.actuals
+        self._feedback = self._pipeline.feedback
         self._wake = self._pipeline.wake
         self._max_queue: int = self._settings["max_queue"]
         self._batch_size: int = self._settings["batch_size"]
@@ -253,6 +255,46 @@ class Monitor:
         except Exception as exc:
             self._pipeline.drop()
             self._failed_call("log_actual", exc)
+
+    def log_feedback(
+        self,
+        event_id: str | None = None,
+        *,
+        trace_id: str | None = None,
+        thumbs: Literal["up", "down"] | bool | None = None,
+        score: float | None = None,
+        comment: str | None = None,
+        corrected_answer: str | None = None,
+        by: str | None = None,
+        feedback_id: str | None = None,
+        timestamp: float | datetime | None = None,
+    ) -> str:
+        """Queue a person's verdict on an LLM call (its ``event_id``) or a whole trace
+        (``trace_id``): ``thumbs`` (``"up"``/``"down"``, or True/False), a ``score`` from 0
+        to 1, a ``comment``, a ``corrected_answer`` (stored as the call's actual). Returns
+        the feedback id: the server stores an id once, so retries never count twice.
+        It becomes the call's ``human`` evaluation (``POST /api/v1/feedback``, docs/llm.md).
+        """
+        try:
+            if feedback_id is None:
+                feedback_id = f"{self._prefix}f{next(self._ids):x}"
+            record = (
+                self.model,
+                feedback_id,
+                event_id,
+                trace_id,
+                thumbs,
+                score,
+                comment,
+                corrected_answer,
+                by,
+                time.time() if timestamp is None else timestamp,
+            )
+            self._enqueue(self._feedback, record)
+        except Exception as exc:
+            self._pipeline.drop()
+            self._failed_call("log_feedback", exc)
+        return str(feedback_id)
 
     def track(
         self,

@@ -191,6 +191,11 @@ class InMemoryTransport:
         """Every actual accepted so far, in order."""
         return self._objects("/actuals")
 
+    @property
+    def feedback(self) -> list[dict[str, Any]]:
+        """Every feedback item accepted so far, in order."""
+        return self._objects("/feedback")
+
     def clear(self) -> None:
         """Forget recorded batches."""
         with self._lock:

@@ -14,12 +14,16 @@ import gzip
 import json
 import math
 import re
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 PREDICTIONS = "predictions"
 ACTUALS = "actuals"
+FEEDBACK = "feedback"
+#: The JSON key that holds a batch's objects, per kind.
+BATCH_KEYS = {PREDICTIONS: "events", ACTUALS: "actuals", FEEDBACK: "feedback"}
 
 #: Order of the values in a queued prediction tuple (the arguments of ``Monitor.log``).
 EVENT_FIELDS: tuple[str, ...] = (
@@ -46,6 +50,30 @@ EVENT_FIELDS: tuple[str, ...] = (
 )
 #: Order of the values in a queued actual tuple (the arguments of ``Monitor.log_actual``).
 ACTUAL_FIELDS: tuple[str, ...] = ("event_id", "label", "timestamp")
+#: Order of the values in a queued feedback tuple (``Monitor.log_feedback``, model first).
+FEEDBACK_FIELDS: tuple[str, ...] = (
+    "model",
+    "feedback_id",
+    "event_id",
+    "trace_id",
+    "thumbs",
+    "score",
+    "comment",
+    "corrected_answer",
+    "by",
+    "timestamp",
+)
+# The server's limits on feedback text (watchkeeper.api.feedback), checked here so that one
+# bad item cannot make it refuse a whole batch.
+_FEEDBACK_TEXT = {
+    "model": 128,
+    "feedback_id": 1024,
+    "event_id": 1024,
+    "trace_id": 1024,
+    "comment": 4096,
+    "corrected_answer": 64 * 1024,  # DEFAULT_LIMITS.max_text_len
+    "by": 256,
+}
 
 _FEATURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 
@@ -222,9 +250,52 @@ def clean_actual(values: tuple[Any, ...]) -> dict[str, Any]:
     return actual
 
 
+def clean_feedback(values: tuple[Any, ...]) -> dict[str, Any]:
+    """Build the wire object of one feedback item from a queued tuple: texts trimmed to
+    none when blank, ``thumbs`` ``"up"``/``"down"`` (or a bool), ``score`` in [0, 1]; at
+    least one verdict and an event or trace id, else InvalidRecord."""
+    item: dict[str, Any] = {}
+    for name, value in zip(FEEDBACK_FIELDS, values, strict=True):
+        if value is None:
+            continue
+        if name in _FEEDBACK_TEXT:
+            text = _text(value)
+            if len(text) > _FEEDBACK_TEXT[name]:
+                raise InvalidRecord(f"{name} is longer than {_FEEDBACK_TEXT[name]} characters")
+            if text.strip():
+                item[name] = text
+        elif name == "thumbs":
+            value = _unwrap(value)
+            if type(value) is bool:
+                value = "up" if value else "down"
+            if value not in ("up", "down"):
+                raise InvalidRecord("thumbs must be 'up', 'down' or a bool")
+            item["thumbs"] = value
+        elif name == "score":
+            score = _number(value)
+            if score is None or not 0 <= score <= 1:
+                raise InvalidRecord("score must be a number from 0 to 1")
+            item["score"] = float(score)
+        else:  # timestamp: RFC 3339, as the feedback API reads it
+            seconds = _timestamp(value)
+            if seconds > time.time() + 300:  # the server's limit (max_future, 5 minutes)
+                raise InvalidRecord("timestamp is in the future")
+            try:
+                stamp = datetime.fromtimestamp(seconds, timezone.utc)
+            except (OverflowError, OSError, ValueError):
+                raise InvalidRecord("timestamp is out of range") from None
+            item["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
+    if "event_id" not in item and "trace_id" not in item:
+        raise InvalidRecord("feedback needs the event_id or the trace_id it is about")
+    if not any(k in item for k in ("thumbs", "score", "comment", "corrected_answer")):
+        raise InvalidRecord("feedback needs thumbs, a score, a comment or a corrected answer")
+    return item
+
+
 def encode_batch(kind: str, objects: list[dict[str, Any]]) -> bytes:
-    """The gzip'd JSON request body for a batch: ``{"events": [...]}`` or ``{"actuals": [...]}``."""
-    key = "events" if kind == PREDICTIONS else "actuals"
+    """The gzip'd JSON request body for a batch: ``{"events": [...]}``, ``{"actuals": [...]}``
+    or ``{"feedback": [...]}``."""
+    key = BATCH_KEYS[kind]
     text = json.dumps({key: objects}, separators=(",", ":"), allow_nan=False)
     return gzip.compress(text.encode("utf-8"), compresslevel=5, mtime=0)
 
@@ -234,7 +305,7 @@ def decode_batch(body: bytes) -> list[dict[str, Any]]:
     document = json.loads(gzip.decompress(body))
     if isinstance(document, list):
         return document
-    for key in ("events", "actuals"):
+    for key in BATCH_KEYS.values():
         if key in document:
             objects: list[dict[str, Any]] = document[key]
             return objects

@@ -1,7 +1,7 @@
 """The background half of the SDK: bounded queues drained by one daemon thread.
 
-Callers append tuples to :attr:`Pipeline.predictions` / :attr:`Pipeline.actuals` (deques; an
-append is atomic). The worker wakes when a queue reaches ``batch_size``, on ``flush()``, or
+Callers append tuples to :attr:`Pipeline.predictions` / :attr:`Pipeline.actuals` /
+:attr:`Pipeline.feedback` (deques; an append is atomic). The worker wakes when a queue reaches ``batch_size``, on ``flush()``, or
 every ``flush_interval`` seconds; it cleans and encodes each batch and hands it to the
 transport. 2xx: done. 408/429/5xx/no answer: retried ``max_retries`` times with exponential
 back-off and jitter (``Retry-After`` honoured), then spooled to disk. Other 4xx: rejected for
@@ -21,7 +21,15 @@ from typing import Any
 
 from watchkeeper.sdk.spool import Spool
 from watchkeeper.sdk.transport import SendResult, Transport
-from watchkeeper.sdk.wire import ACTUALS, PREDICTIONS, clean_actual, clean_event, encode_batch
+from watchkeeper.sdk.wire import (
+    ACTUALS,
+    FEEDBACK,
+    PREDICTIONS,
+    clean_actual,
+    clean_event,
+    clean_feedback,
+    encode_batch,
+)
 
 logger = logging.getLogger("watchkeeper")
 
@@ -29,6 +37,9 @@ _NAMES = "queued sent dropped rejected retried spooled replayed spool_dropped fa
 COUNTERS: tuple[str, ...] = tuple(_NAMES.split(" "))
 _MAX_DELAY = 60.0
 _REPLAY_PER_ROUND = 20
+
+
+_CLEANERS = {PREDICTIONS: clean_event, ACTUALS: clean_actual, FEEDBACK: clean_feedback}
 
 
 class Pipeline:
@@ -55,8 +66,10 @@ class Pipeline:
         self.backoff = backoff
         quoted = urllib.parse.quote(model, safe="")
         self.paths = {kind: f"/api/v1/models/{quoted}/{kind}" for kind in (PREDICTIONS, ACTUALS)}
+        self.paths[FEEDBACK] = "/api/v1/feedback"
         self.predictions: deque[tuple[Any, ...]] = deque()
         self.actuals: deque[tuple[Any, ...]] = deque()
+        self.feedback: deque[tuple[Any, ...]] = deque()
         self.wake = threading.Event()
         self._interrupt = threading.Event()
         self._lock = threading.Lock()
@@ -95,14 +108,14 @@ class Pipeline:
         """A snapshot of the counters (see ``Monitor.stats``)."""
         with self._lock:
             counts = dict(self._counts)
-            counts["queued"] = self._taken + len(self.predictions) + len(self.actuals)
+            counts["queued"] = self._taken + self._waiting()
         return counts
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued before the call is sent, spooled or refused."""
         start = time.monotonic()
         with self._lock:
-            target = self._taken + len(self.predictions) + len(self.actuals)
+            target = self._taken + self._waiting()
             thread = self._thread
         if thread is None or not thread.is_alive():
             return target == self._done
@@ -116,6 +129,9 @@ class Pipeline:
         finally:
             self._flush_deadline = None
         return reached and self._undelivered() == before
+
+    def _waiting(self) -> int:
+        return len(self.predictions) + len(self.actuals) + len(self.feedback)
 
     def request_stop(self) -> None:
         """Ask the worker to send or spool what is left (one attempt each) and end."""
@@ -152,7 +168,7 @@ class Pipeline:
                     self._replay()
             except Exception as exc:  # never let the worker die
                 self.warn_once("worker", "watchkeeper: worker error: %r", exc)
-            if stopping and not self.predictions and not self.actuals:
+            if stopping and not self._waiting():
                 return
 
     def _replay_due(self, stopping: bool) -> bool:
@@ -161,8 +177,13 @@ class Pipeline:
         return self._replay_now or time.monotonic() >= self._next_replay
 
     def _drain(self) -> None:
-        while self.predictions or self.actuals:
-            for kind, queue in ((PREDICTIONS, self.predictions), (ACTUALS, self.actuals)):
+        queues = (
+            (PREDICTIONS, self.predictions),  # first: feedback and actuals name their events
+            (ACTUALS, self.actuals),
+            (FEEDBACK, self.feedback),
+        )
+        while self._waiting():
+            for kind, queue in queues:
                 budget = len(queue)
                 while budget > 0:
                     with self._lock:
@@ -176,7 +197,7 @@ class Pipeline:
 
     def _process(self, kind: str, items: list[tuple[Any, ...]]) -> None:
         try:
-            clean = clean_event if kind == PREDICTIONS else clean_actual
+            clean = _CLEANERS[kind]
             objects: list[dict[str, Any]] = []
             for values in items:
                 try:
