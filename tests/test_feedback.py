@@ -153,6 +153,12 @@ def test_feedback_before_its_call_waits_for_it(server: RunningServer) -> None:
     _calls(server, ["late"])
     rows = _store(server).llm_events_after("chat", None, NOW + timedelta(hours=1), 10)
     assert {row["event_id"]: row["label"] for row in rows}["late"] == "42"
+    # the evaluator runner, meeting the call, records the verdict that waited for it
+    runner = server.handle.app.state.evaluator_runner
+    runner.run_once(datetime.now(timezone.utc) + timedelta(minutes=1))
+    human = _human(server, "late")
+    assert human is not None and human["flagged"] is True and human["score"] == 0.0
+    assert runner.stats()["human_verdicts"] >= 1
 
 
 def test_trace_feedback_attaches_to_the_last_call_of_the_trace(server: RunningServer) -> None:

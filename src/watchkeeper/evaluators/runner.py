@@ -252,6 +252,7 @@ class EvaluatorRunner:
             "calls_skipped_budget": 0,
             "calls_without_context": 0,
             "reference_evaluated": 0,
+            "human_verdicts": 0,
             "judge_calls": 0,
             "judge_skipped_budget": 0,
             "judge_errors": 0,
@@ -375,7 +376,15 @@ class EvaluatorRunner:
                 calls = read(mid, after, until, size)
             if not calls:
                 return written
-            chunk = self._evaluate(calls, now) if kind == "events" else self._references(calls)
+            if kind == "events":
+                chunk = self._evaluate(calls, now)
+                # people's verdicts that arrived before their call (feedback is recorded
+                # right away when the call is already stored; a repeat replaces it)
+                human = self.store.human_verdicts(mid, [str(c["event_id"]) for c in calls])
+                self._counters["human_verdicts"] += len(human)
+                chunk += human
+            else:
+                chunk = self._references(calls)
             last = calls[-1]
             after = (last["received_at"], last["event_id"])
             written += int(self.store.record_evaluations(mid, chunk, watermarks=[(kind, *after)]))

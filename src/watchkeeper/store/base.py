@@ -512,6 +512,11 @@ class Store(Protocol):
         corrected_answer, by, created_at (aware UTC), feedback_id}``."""
         ...
 
+    def human_verdicts(self, model: int, event_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The ``human`` evaluation rows of the newest verdict on each of these calls (for
+        the evaluator runner: feedback that arrived before its call)."""
+        ...
+
     def verdict_pairs(
         self,
         model: str,

@@ -69,6 +69,45 @@ def human_verdict(thumbs: str | None, score: float | None) -> tuple[float, bool]
     return float(value), thumbs == "down" or (score is not None and score < 0.5)
 
 
+_NEWEST = (
+    "SELECT event_id, {cols} FROM feedback WHERE model_id = ? AND list_contains(?,"
+    " event_id) AND {where} QUALIFY row_number() OVER (PARTITION BY event_id"
+    " ORDER BY id DESC) = 1"
+)
+
+
+def _verdict_rows(
+    cur: duckdb.DuckDBPyConnection, mid: int, event_ids: list[str]
+) -> list[dict[str, Any]]:
+    """The ``human`` evaluation of the newest verdict (thumbs or score) on each call."""
+    verdicts = cur.execute(
+        _NEWEST.format(
+            cols='id, trace_id, thumbs, score, comment, "by", feedback_id',
+            where="(thumbs IS NOT NULL OR score IS NOT NULL)",
+        ),
+        [mid, event_ids],
+    ).fetchall()
+    rows = []
+    for event_id, fid, trace_id, thumbs, score, comment, by, name in verdicts:
+        verdict = human_verdict(thumbs, score)
+        if verdict is None:
+            continue
+        detail = {"feedback": fid, "feedback_id": name, "by": by, "comment": comment}
+        rows.append(
+            {
+                "event_id": event_id,
+                "trace_id": trace_id,
+                "evaluator": "human",
+                "score": verdict[0],
+                "flagged": verdict[1],
+                "label": thumbs,
+                "detail": {k: v for k, v in detail.items() if v is not None},
+                "source": "human",
+            }
+        )
+    return rows
+
+
 def _row(model: str, values: Sequence[Any]) -> dict[str, Any]:
     out = {"model": model, **dict(zip(_COLUMNS, values, strict=True))}
     out["created_at"] = out["created_at"].replace(tzinfo=timezone.utc)
@@ -86,6 +125,14 @@ class Feedback:
     _models_lock: Any
     record_evaluations: Callable[..., int]
     ingest_actuals: Callable[[str, pa.Table], IngestResult]
+
+    def human_verdicts(self, model: int, event_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The ``human`` evaluation rows (for :meth:`record_evaluations`) of the newest
+        verdict on each of these calls: the evaluator runner adds them when it meets calls
+        whose feedback arrived before them."""
+        if not event_ids:
+            return []
+        return _verdict_rows(self._cursor(), model, list(event_ids))
 
     # ------------------------------------------------------------------ writes
     def record_feedback(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -234,8 +281,10 @@ class Feedback:
         """Record the newest verdict of each call as its ``human`` evaluation and the newest
         correction as its actual; (evaluation set, actual set) per (model, event_id).
 
-        A verdict on a call not stored yet records nothing (an evaluation needs its call's
-        time); a correction is stored as an actual either way (actuals wait for their call)."""
+        A verdict on a call not stored yet records nothing now (an evaluation needs its
+        call's time): the evaluator runner records it when the call arrives
+        (:meth:`human_verdicts`); a correction is stored as an actual either way (actuals
+        wait for their call)."""
         cur = self._cursor()
         ev = sql.events_table(mid)
         stored = {
@@ -245,44 +294,16 @@ class Feedback:
                 [event_ids],
             ).fetchall()
         }
-        newest = (
-            "SELECT event_id, {cols} FROM feedback WHERE model_id = ? AND list_contains(?,"
-            " event_id) AND {where} QUALIFY row_number() OVER (PARTITION BY event_id"
-            " ORDER BY id DESC) = 1"
-        )
-        verdicts = cur.execute(
-            newest.format(
-                cols='id, trace_id, thumbs, score, comment, "by", feedback_id',
-                where="(thumbs IS NOT NULL OR score IS NOT NULL)",
-            ),
-            [mid, event_ids],
-        ).fetchall()
         corrections = cur.execute(
-            newest.format(
+            _NEWEST.format(
                 cols="corrected_answer, created_at", where="corrected_answer IS NOT NULL"
             ),
             [mid, event_ids],
         ).fetchall()
         out: dict[tuple[str, str], tuple[bool, bool]] = {}
-        rows = []
-        for event_id, fid, trace_id, thumbs, score, comment, by, name in verdicts:
-            verdict = human_verdict(thumbs, score)
-            if event_id not in stored or verdict is None:
-                continue
-            detail = {"feedback": fid, "feedback_id": name, "by": by, "comment": comment}
-            rows.append(
-                {
-                    "event_id": event_id,
-                    "trace_id": trace_id,
-                    "evaluator": "human",
-                    "score": verdict[0],
-                    "flagged": verdict[1],
-                    "label": thumbs,
-                    "detail": {k: v for k, v in detail.items() if v is not None},
-                    "source": "human",
-                }
-            )
-            out[(model, event_id)] = (True, False)
+        rows = [r for r in _verdict_rows(cur, mid, event_ids) if r["event_id"] in stored]
+        for row in rows:
+            out[(model, row["event_id"])] = (True, False)
         if rows:
             self.record_evaluations(model, rows)
         if corrections:
