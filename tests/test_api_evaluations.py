@@ -126,3 +126,41 @@ def test_monitor_on_hallucination_rate_fires(server: Server) -> None:
     with server.client(server.read) as c:
         (alert,) = c.get("/api/v1/alerts", params={"monitor": "hallucinations"}).json()["alerts"]
         assert alert["transitions"][0]["value"] == pytest.approx(0.6)
+
+
+def test_version_and_segment_filters(server: Server) -> None:
+    """``version`` and ``segment`` keep the evaluations of those calls only (the LLM tab's
+    filters); a segment without ``name:value`` is a 422 naming the parameter."""
+    events = [
+        {
+            "event_id": f"v-{i}",
+            "timestamp": (T0 + timedelta(seconds=5 * i)).isoformat(),
+            "version": "gpt-a" if i % 2 else "gpt-b",
+            "segments": {"region": "eu" if i < 4 else "us"},
+            "prompt": "When are you open?",
+            "response": UNGROUNDED,
+            "context": CONTEXT,
+        }
+        for i in range(8)
+    ]
+    with server.client(server.ingest) as c:
+        assert c.post("/api/v1/models/shop/predictions", json={"events": events}).is_success
+    server.runner.run_once(datetime.now(timezone.utc) + timedelta(seconds=1))
+
+    def ids(**params: str) -> set[str]:
+        with server.client(server.read) as c:
+            r = c.get(
+                "/api/v1/models/shop/evaluations",
+                params={"evaluator": "groundedness", "limit": "100", **params},
+            )
+            assert r.status_code == 200, r.text
+            return {e["event_id"] for e in r.json()["evaluations"]}
+
+    assert ids() == {f"v-{i}" for i in range(8)}
+    assert ids(version="gpt-a") == {"v-1", "v-3", "v-5", "v-7"}
+    assert ids(segment="region:eu") == {"v-0", "v-1", "v-2", "v-3"}
+    assert ids(version="gpt-a", segment="region:us") == {"v-5", "v-7"}
+    assert ids(segment="region:apac") == set() and ids(version="nope") == set()
+    with server.client(server.read) as c:
+        r = c.get("/api/v1/models/shop/evaluations", params={"segment": "region"})
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "segment"

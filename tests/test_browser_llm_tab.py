@@ -45,6 +45,7 @@ def _events(minutes: int) -> list[dict[str, Any]]:
                 "event_id": f"call-{i:04d}",
                 "trace_id": f"{i + 1:032x}",
                 "timestamp": now - minutes * 60 + i * 20,
+                "version": "gpt-a" if i % 2 else "gpt-b",
                 "prompt": f"Question {i}: when does my parcel leave?",
                 "response": ANSWERS[i % len(ANSWERS)],
                 "context": CONTEXT,
@@ -180,6 +181,23 @@ def test_cost_and_evaluator_charts_hold_the_api_values(site: Site, chromium: Bro
     assert shown == [e["event_id"] for e in pii] and shown
     first = page.locator("#worst-table tbody tr").first.inner_text()
     assert "jane.doe@example.com" in first
+    assert watch.problems == []
+    page.context.close()
+
+
+def test_worst_calls_follow_the_version_filter(site: Site, chromium: Browser) -> None:
+    """With the tab filtered to one version, the worst calls are that version's only."""
+    page, watch, requests = open_page(chromium, site.server, site.path(BOT, version="gpt-a"))
+    page.wait_for_selector("#worst-table tbody tr")
+    worst_url = requests.last(f"/models/{BOT}/evaluations?")
+    assert query(worst_url)["version"] == "gpt-a"
+    worst = site.get(worst_url)["evaluations"]
+    assert worst and {e["version"] for e in worst} == {"gpt-a"}
+    shown = page.locator("#worst-table tbody tr").evaluate_all(
+        "(rows) => rows.map((r) => r.dataset.eventId)"
+    )
+    assert shown == [e["event_id"] for e in worst]
+    assert all(int(event_id.split("-")[1]) % 2 == 1 for event_id in shown)
     assert watch.problems == []
     page.context.close()
 

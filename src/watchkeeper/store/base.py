@@ -553,9 +553,11 @@ class Store(Protocol):
         end: datetime | None = None,
         limit: int = 100,
         worst_first: bool = True,
+        version: str | None = None,
+        segment: tuple[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Evaluations of calls in [start, end), worst first, each with the call's prompt,
-        response, latency_ms and cost_usd."""
+        """Evaluations of calls in [start, end) (of one version and segment when given),
+        worst first, each with the call's prompt, response, latency_ms and cost_usd."""
         ...
 
     def eval_watermark(self, model: str | int, kind: str) -> tuple[datetime, str] | None:

@@ -272,11 +272,13 @@ class Evals:
         end: datetime | None = None,
         limit: int = 100,
         worst_first: bool = True,
+        version: str | None = None,
+        segment: tuple[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Evaluations of the model's calls in [start, end) (by the call's time), each with
-        its call's prompt, response, latency and cost; worst first (flagged first, then the
-        lowest score, or the highest for pii/toxicity/refusal, then newest), else newest
-        first."""
+        """Evaluations of the model's calls in [start, end) (by the call's time), of one
+        ``version`` and one ``segment`` (name, value) when given, each with its call's
+        prompt, response, latency and cost; worst first (flagged first, then the lowest
+        score, or the highest for pii/toxicity/refusal, then newest), else newest first."""
         mid = self._model_id(model)
         where = ["v.model_id = $mid"]
         params: dict[str, Any] = {"mid": mid, "limit": int(limit), "bad": list(_HIGH_IS_BAD)}
@@ -292,6 +294,12 @@ class Evals:
         if end is not None:
             where.append("v.event_ts < $end")
             params["end"] = _naive(end)
+        if version is not None:
+            where.append("v.version = $version")
+            params["version"] = version
+        if segment is not None:
+            where.append("list_contains(map_extract(v.segments, $seg_key), $seg_value)")
+            params["seg_key"], params["seg_value"] = segment
         order = (
             "coalesce(v.flagged, false) DESC,"
             " CASE WHEN list_contains($bad, v.evaluator) THEN -v.score ELSE v.score END"

@@ -7,7 +7,8 @@
 //
 // API calls: GET /api/v1/models/{m}/metrics (window=all for the tiles and for which
 // evaluator metrics have data; the chart window for the series), GET
-// /api/v1/models/{m}/evaluations?flagged=true&evaluator=&limit= (worst calls).
+// /api/v1/models/{m}/evaluations?flagged=true&evaluator=&limit= (worst calls, with the
+// tab's version and segment filters).
 "use strict";
 
 (() => {
@@ -238,13 +239,13 @@
     picker.value = EVALUATORS.includes(chosen) ? chosen : "";
     const q = { flagged: "true", limit: WORST_LIMIT };
     if (picker.value) q.evaluator = picker.value;
-    let got = await WK.get(ctx.api("evaluations", q, { filters: false }));
+    let got = await WK.get(ctx.api("evaluations", q));
     let flagged = true;
     let rows = got.evaluations || [];
     if (!rows.length) {
       // Nothing flagged: the lowest scores instead (worst first is the API's order).
       delete q.flagged;
-      got = await WK.get(ctx.api("evaluations", q, { filters: false }));
+      got = await WK.get(ctx.api("evaluations", q));
       rows = got.evaluations || [];
       flagged = false;
     }
