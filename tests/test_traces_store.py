@@ -89,25 +89,38 @@ def test_exports_queued_together_are_inserted_together_each_span_once(
         [span(3, 2, parent=1, start_ms=2), span(3, 3, parent=1, start_ms=4)],  # 3/2 above
         [span(4, 1, start_ms=7)],
     ]
-    gate = threading.Event()
-    busy = threading.Thread(target=store._submit, args=(gate.wait, 0))
-    busy.start()  # the writer waits on this op while the three exports queue up
+    merged: list[int] = []
+    insert_group = store._insert_span_group
+
+    def spy(batches: list[Any]) -> list[int]:
+        merged.append(len(batches))
+        return insert_group(batches)
+
+    store._insert_span_group = spy  # type: ignore[method-assign]
+    gate, running = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        running.set()
+        gate.wait(10)
+
+    busy = threading.Thread(target=store._submit, args=(hold, 0))
+    busy.start()
+    assert running.wait(10)  # the writer is inside this op: what comes next queues up
     results: list[int] = [0, 0, 0]
 
     def send(i: int) -> None:
         results[i] = put(store, exports[i])
 
     senders = [threading.Thread(target=send, args=(i,)) for i in range(3)]
-    for t in senders:
+    for i, t in enumerate(senders):  # one at a time, so the queue's order is the list's
         t.start()
-    deadline = time.monotonic() + 10
-    while store.stats()["queue_requests"] < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    commits = store.stats()["commits"]
+        deadline = time.monotonic() + 10
+        while store.stats()["queue_requests"] < i + 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
     gate.set()
     for t in [busy, *senders]:
         t.join()
-    assert store.stats()["commits"] == commits + 2  # the waiting op's, then the three's
+    assert merged == [3]  # one insert for the three exports
     assert results == [1, 1, 1]
     assert [s["span_id"] for s in store.trace_spans(f"{3:032x}")] == [
         f"{i:016x}" for i in (1, 2, 3)
