@@ -113,8 +113,17 @@ def test_every_expression_uses_series_the_server_exposes(exposed: dict[str, set[
         "watchkeeper_feature_drift_ratio",
         "watchkeeper_alerts_firing",
         "watchkeeper_commit_duration_seconds_bucket",
+        "watchkeeper_evaluator_calls_total",
     ):
         assert needed in used_series
+
+
+def test_llm_row_charts_what_the_default_llm_monitors_watch() -> None:
+    """The LLM row shows the metrics the default LLM monitors watch, so a page can be
+    followed to its chart (watchkeeper monitors defaults --task llm)."""
+    charted = set(re.findall(r'metric="([a-z0-9_]+)"', " ".join(expressions())))
+    for metric in ("hallucination_rate", "pii_rate", "refusal_rate", "cost_p95", "ttft_p95"):
+        assert metric in charted, metric
 
 
 def _substituted(expr: str) -> str:

@@ -470,3 +470,54 @@ def test_server_health_counts_ingest_rejections_alerts_and_deliveries(
     assert one(found, "watchkeeper_notification_attempts_total", channel="ops", outcome="failed")
     assert one(found, "watchkeeper_outbox_notifications", status="queued") >= 1
     assert one(found, "watchkeeper_write_queue_rows") == 0
+
+
+def test_llm_quality_metrics_equal_what_the_api_answers(server: RunningServer) -> None:
+    """An LLM model's evaluator metrics (after the background evaluators ran) are on
+    /metrics with the JSON API's values for the same 5-minute window."""
+    server.handle.app.state.metrics_settings = MetricsSettings(cache_seconds=0)
+    context = "The shop opens at 9 am and closes at 6 pm from Monday to Saturday."
+    answers = [
+        "The shop opens at 9 am.",  # grounded
+        "The shop opens at 7 am on Sundays.",  # not in the context: a hallucination
+        "Write to jane.doe@example.com for details.",  # personal data
+        "I'm sorry, but I can't help with that.",  # a refusal
+    ]
+    names = ["evaluated_count", "hallucination_rate", "pii_rate", "refusal_rate", "cost_p95"]
+    for attempt in range(3):
+        start = floor_to(datetime.now(timezone.utc), WINDOW) - timedelta(seconds=WINDOW)
+        batch = [
+            {
+                "event_id": f"llm-{attempt}-{i}",
+                "timestamp": (start + timedelta(seconds=2 * i + 1)).isoformat(),
+                "prompt": "When are you open?",
+                "response": answers[i % 4],
+                "context": context,
+                "input_tokens": 40 + i,
+                "output_tokens": 12,
+                "cost_usd": 0.0001 * (1 + i % 5),
+            }
+            for i in range(40)
+        ]
+        with server.client(server.ingest_key) as c:
+            r = c.post("/api/v1/models/chat/predictions?task=llm", json={"events": batch})
+            assert r.status_code == 200, r.text
+        app = server.handle.app
+        app.state.evaluator_runner.run_once(datetime.now(timezone.utc) + timedelta(minutes=1))
+        app.state.store.refresh()
+        found = samples(scrape(server.url, server.read_key))
+        if one(found, "watchkeeper_model_window_start_timestamp_seconds", window="5m") == (
+            start.timestamp()
+        ):
+            break
+    else:
+        raise AssertionError("the 5-minute window kept moving")
+    got = {
+        s.labels["metric"]: s.value
+        for s in found["watchkeeper_model_metric"]
+        if s.labels["model"] == "chat" and s.labels["version"] == ""
+    }
+    want = api_metrics(server, "chat", start, "", names)
+    assert {n: got[n] for n in names} == pytest.approx(want, rel=1e-12)
+    assert want["evaluated_count"] >= 40 and 0.2 <= want["pii_rate"] <= 0.3  # 1 call in 4
+    assert want["refusal_rate"] > 0 and want["hallucination_rate"] > 0
