@@ -313,3 +313,55 @@ def test_evaluation_filters_and_flags(store: DuckDBStore) -> None:
     flags = {int(t["trace_id"], 16): t["flags"] for t in store.list_traces(**window)}
     assert flags == {1: {"pii": 1, "toxicity": 0}, 2: {"pii": 0}}
     assert store.trace_flags([f"{2:032x}"]) == {f"{2:032x}": {"pii": 0}}
+
+
+def test_stepped_listing_equals_one_pass_over_the_range(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing reads the range from its end in growing steps; every page (filters, limits,
+    cursors) equals what one pass over the whole range gives. 300 traces over two days,
+    some long (their spans cross step borders), some failing, of two services."""
+    import random
+
+    from watchkeeper.store import duckdb_traces
+
+    rng = random.Random(11)
+    spans = []
+    two_days_ms = 48 * 3_600_000
+    for t in range(300):
+        start = rng.randrange(0, two_days_ms)
+        n = rng.randint(1, 4)
+        spans.append(span(1000 + t, 1, start_ms=start, dur_ms=rng.randint(1, 90 * 60_000),
+                          service="a" if t % 3 else "b",
+                          status_code="error" if t % 7 == 0 else "ok"))  # fmt: skip
+        for k in range(2, n + 1):
+            spans.append(span(1000 + t, k, parent=1, start_ms=start + rng.randint(0, 50 * 60_000)))
+    put(store, spans)
+    base = datetime.fromtimestamp(BASE_NS / 1e9, timezone.utc)
+    ranges = [
+        (base - timedelta(hours=1), NOW + timedelta(hours=50)),
+        (base + timedelta(hours=5), base + timedelta(hours=29)),
+        (base + timedelta(hours=47, minutes=50), base + timedelta(hours=48, minutes=10)),
+    ]
+    cases: list[dict[str, Any]] = [{}, {"status": "error"}, {"min_latency_ms": 30 * 60_000},
+                                   {"model": "a"}, {"limit": 7}, {"limit": 500}]  # fmt: skip
+
+    def pages(**kw: Any) -> list[list[str]]:
+        out, before = [], None
+        for _ in range(60):
+            got = store.list_traces(**kw, before=before)
+            out.append([t["trace_id"] for t in got])
+            if len(got) < kw.get("limit", 100):
+                break
+            before = (got[-1]["start"], got[-1]["trace_id"])
+        return out
+
+    for lo, hi in ranges:
+        for case in cases:
+            kw = {"start": lo, "end": hi, "limit": 25, **case}
+            stepped = pages(**kw)
+            monkeypatch.setattr(duckdb_traces, "FIRST_STEP", timedelta(days=365))
+            whole = pages(**kw)
+            monkeypatch.undo()
+            assert stepped == whole, (lo, hi, case)
+    assert sum(map(len, pages(start=ranges[0][0], end=ranges[0][1], limit=25))) == 300

@@ -62,6 +62,9 @@ SPAN_COLUMNS = (
 _JSON_COLUMNS = ("attributes", "events", "resource")
 _TIME_COLUMNS = ("start_ts", "end_ts", "received_at")
 TRACE_MARGIN = timedelta(hours=1)
+# Trace listing reads the asked range from its end, first its last 15 minutes, then more
+# until a page is full (see list_traces).
+FIRST_STEP = timedelta(minutes=15)
 TRACE_STATUSES = ("ok", "error")
 
 # One trace's summary from its spans (the shape of GET /api/v1/traces items).
@@ -305,13 +308,7 @@ class Traces:
         how many of its evaluations are flagged."""
         where = ["start_ts >= $lo", "start_ts < $hi"]
         having = ["min(start_ts) >= $start", "min(start_ts) < $end"]
-        params: dict[str, Any] = {
-            "lo": _naive(start) - TRACE_MARGIN,
-            "hi": _naive(end) + TRACE_MARGIN,
-            "start": _naive(start),
-            "end": _naive(end),
-            "limit": int(limit),
-        }
+        params: dict[str, Any] = {"end": _naive(end), "limit": int(limit)}
         if model is not None:
             having.append("bool_or(model = $model)")
             params["model"] = model
@@ -353,15 +350,32 @@ class Traces:
                 f"trace_id IN (SELECT trace_id FROM evaluations WHERE {' AND '.join(cond)}"
                 f" GROUP BY trace_id{flag_having})"
             )
-        rows = cur.execute(
-            f"""SELECT trace_id, {_SUMMARY},
+        query = f"""SELECT trace_id, {_SUMMARY},
                 date_diff('microsecond', min(start_ts), max(coalesce(end_ts, start_ts)))
                     / 1000.0
             FROM spans WHERE {" AND ".join(where)}
             GROUP BY trace_id HAVING {" AND ".join(having)}
-            ORDER BY start DESC, trace_id DESC LIMIT $limit""",
-            params,
-        ).fetchall()
+            ORDER BY start DESC, trace_id DESC LIMIT $limit"""
+        # Newest first: the traces that start in the last part of the range come first, so
+        # the range is read from its end, in steps, until a step fills the page (a step's
+        # answer is exactly the head of the whole range's: a trace's spans start at or
+        # after its first span, inside the step's margin). A step that found nothing, or a
+        # next step over a third of the range, makes the next one the whole range: at
+        # worst ~1.4 passes over it, usually a small part of one.
+        lo, hi = _naive(start), _naive(end)
+        top = hi if before is None else min(hi, _naive(before[0]) + timedelta(microseconds=1))
+        whole = top - lo
+        step = FIRST_STEP
+        while True:
+            step_start = max(lo, top - step)
+            params.update(lo=step_start - TRACE_MARGIN, hi=hi + TRACE_MARGIN, start=step_start)
+            rows = cur.execute(query, params).fetchall()
+            if len(rows) >= limit or step_start <= lo:
+                break
+            # at the density seen so far, a full page (with room), at least 4 times as far
+            step = step * max(4.0, 1.5 * limit / len(rows)) if rows else whole
+            if 3 * step >= whole:
+                step = whole
         traces = [_summary(r) for r in rows]
         flags = self._trace_flags(cur, [t["trace_id"] for t in traces]) if has_evals else {}
         for trace in traces:
