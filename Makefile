@@ -31,6 +31,7 @@ bench:              ## benchmarks; record the figures in BENCHMARKS.md
 	$(PYTHON) bench/bench_evaluators.py --markdown
 	$(PYTHON) bench/bench_evaluator_runner.py --markdown
 	$(PYTHON) bench/bench_otlp_ingest.py
+	$(PYTHON) bench/bench_traces.py
 
 demo: install       ## the server with live simulated traffic
 	watchkeeper demo
