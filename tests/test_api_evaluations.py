@@ -12,11 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.test_evaluator_runner import Server as RunnerServer
 from watchkeeper.alerting.engine import SETTLE, AlertEngine
-from watchkeeper.evaluators.runner import EvaluatorRunner
 from watchkeeper.evaluators.settings import EvaluatorSettings
-from watchkeeper.server import ServerConfig, ServerHandle
 from watchkeeper.store.keys import KeyStore
 
 MINUTE = timedelta(minutes=1)
@@ -26,32 +24,18 @@ GROUNDED = "The shop opens at 9 am and closes at 6 pm."
 UNGROUNDED = "The shop opens at 7 am on Sundays and sells bicycles."
 
 
-class Server:
+class Server(RunnerServer):
+    """The evaluator tests' server with an ingest key; ``client()`` without a key sends none."""
+
     def __init__(self, data_dir: Path) -> None:
-        keys = KeyStore(data_dir)
-        self.admin = keys.create("admin", "ops")
-        self.read = keys.create("read")
-        self.ingest = keys.create("ingest")
-        settings = EvaluatorSettings(interval_seconds=0, delay_seconds=0, embeddings="off")
-        self.handle = ServerHandle(
-            ServerConfig(
-                data_dir=data_dir,
-                port=free_port(),
-                evaluate_interval=0,
-                notify_interval=0,
-                action_interval=0,
-                evaluators=settings,
-            )
-        ).start()
+        super().__init__(
+            data_dir, EvaluatorSettings(interval_seconds=0, delay_seconds=0, embeddings="off")
+        )
+        self.ingest = KeyStore(data_dir).create("ingest")
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.handle.url, headers=headers, timeout=60)
-
-    @property
-    def runner(self) -> EvaluatorRunner:
-        runner: EvaluatorRunner = self.handle.app.state.evaluator_runner
-        return runner
 
     @property
     def engine(self) -> AlertEngine:
