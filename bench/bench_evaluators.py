@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.labelled_sets
 from common import machine
+from tests import labelled_sets as labelled
 from watchkeeper.evaluators import (
     detect_refusal,
     find_pii,
@@ -46,13 +48,6 @@ from watchkeeper.evaluators import (
 )
 from watchkeeper.evaluators import embeddings as emb
 from watchkeeper.evaluators.grounded import LexicalScorer
-from watchkeeper.evaluators.pii import KINDS
-
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "evaluators"
-
-
-def _rows(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (DATA / name).read_text("utf-8").splitlines() if line]
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
@@ -64,38 +59,24 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
 
 
 def groundedness_quality() -> dict[str, Any]:
-    rows = _rows("groundedness.jsonl")
+    rows = labelled.rows("groundedness.jsonl")
     out: dict[str, Any] = {
         "examples": len(rows),
         "hallucinated": sum(not r["grounded"] for r in rows),
     }
     for threshold in (0.5, 0.6, 0.75, 0.8):
-        tp = fp = fn = 0
-        for row in rows:
-            flagged = groundedness(
-                row["response"], row["context"], threshold=threshold
-            ).hallucination
-            tp += flagged and not row["grounded"]
-            fp += flagged and row["grounded"]
-            fn += (not flagged) and not row["grounded"]
-        out[f"threshold_{threshold}"] = _prf(tp, fp, fn)
+        out[f"threshold_{threshold}"] = _confusion(rows, threshold=threshold)
     return out
 
 
 def _confusion(rows: list[dict[str, Any]], **kwargs: Any) -> dict[str, float | int]:
-    tp = fp = fn = 0
-    for row in rows:
-        flagged = groundedness(row["response"], row["context"], **kwargs).hallucination
-        tp += flagged and not row["grounded"]
-        fp += flagged and row["grounded"]
-        fn += (not flagged) and not row["grounded"]
-    return _prf(tp, fp, fn)
+    return _prf(*labelled.hallucination_counts(rows, **kwargs)[:3])
 
 
 def groundedness_embedding_quality(embedder: emb.Embedder) -> dict[str, Any]:
     """The embedding scorer (max cosine over context sentences and adjacent pairs, numbers
     must match) at a few thresholds, and blended half and half with the lexical share."""
-    rows = _rows("groundedness.jsonl")
+    rows = labelled.rows("groundedness.jsonl")
     out: dict[str, Any] = {
         "lexical_0.75": _confusion(rows, scorer=LexicalScorer(), threshold=0.75),
     }
@@ -109,21 +90,8 @@ def groundedness_embedding_quality(embedder: emb.Embedder) -> dict[str, Any]:
 
 
 def pii_quality() -> dict[str, Any]:
-    rows = _rows("pii.jsonl")
-    counts = {k: [0, 0, 0] for k in KINDS}
-    for row in rows:
-        text = row["text"]
-        want = set()
-        for span in row["pii"]:
-            start = text.index(span["text"])
-            want.add((span["kind"], start, start + len(span["text"])))
-        got = {(f.kind, f.start, f.end) for f in find_pii(text)}
-        for kind, *_ in got & want:
-            counts[kind][0] += 1
-        for kind, *_ in got - want:
-            counts[kind][1] += 1
-        for kind, *_ in want - got:
-            counts[kind][2] += 1
+    rows = labelled.rows("pii.jsonl")
+    counts = labelled.pii_counts(rows)
     per_kind = {k: _prf(*v) for k, v in counts.items()}
     total = [sum(v[i] for v in counts.values()) for i in range(3)]
     return {"texts": len(rows), "negatives": sum(not r["pii"] for r in rows),

@@ -4,14 +4,13 @@ lexical fallback, and the embedding scorer on the labelled groundedness set."""
 
 from __future__ import annotations
 
-import json
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests import labelled_sets as labelled
 from watchkeeper.evaluators import embeddings
 from watchkeeper.evaluators.embeddings import (
     EMBEDDING_THRESHOLD,
@@ -27,7 +26,6 @@ from watchkeeper.evaluators.embeddings import (
 from watchkeeper.evaluators.grounded import LexicalScorer, groundedness
 from watchkeeper.evaluators.reference import token_f1
 
-DATA = Path(__file__).parent / "data" / "evaluators" / "groundedness.jsonl"
 needs_extra = pytest.mark.skipif(
     not available(), reason="the 'embeddings' extra is not installed (scripts/install-test-deps.sh)"
 )
@@ -54,10 +52,6 @@ UNRELATED = [
 @pytest.fixture(scope="module")
 def embedder() -> Embedder:
     return shared_embedder()
-
-
-def _rows() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line]
 
 
 # ------------------------------------------------------------------ without the model
@@ -209,16 +203,8 @@ def test_embedding_scorer_is_max_cosine_over_context_units(embedder: Embedder) -
     assert result.hallucination and result.unsupported == ("It also runs hotels in Paris.",)
 
 
-def _confusion(**kwargs: Any) -> tuple[int, int, int, int]:
-    tp = fp = fn = tn = 0
-    for row in _rows():
-        flagged = groundedness(row["response"], row["context"], **kwargs).hallucination
-        actual = not row["grounded"]
-        tp += flagged and actual
-        fp += flagged and not actual
-        fn += actual and not flagged
-        tn += not actual and not flagged
-    return tp, fp, fn, tn
+def _confusion(**kwargs: Any) -> tuple[int, ...]:
+    return labelled.hallucination_counts(labelled.rows("groundedness.jsonl"), **kwargs)
 
 
 @needs_extra

@@ -4,9 +4,7 @@ labelled sets in tests/data/evaluators/."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import string
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +13,7 @@ from hypothesis import strategies as st
 from stdnum import iban as stdnum_iban
 from stdnum import luhn as stdnum_luhn
 
+from tests import labelled_sets as labelled
 from watchkeeper.evaluators import (
     detect_refusal,
     exact_match,
@@ -27,13 +26,6 @@ from watchkeeper.evaluators import (
 from watchkeeper.evaluators.grounded import LexicalScorer, split_sentences
 from watchkeeper.evaluators.pii import KINDS, iban_valid, luhn_valid
 from watchkeeper.evaluators.reference import best_token_f1, normalize_answer
-
-DATA = Path(__file__).parent / "data" / "evaluators"
-
-
-def _jsonl(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (DATA / name).read_text("utf-8").splitlines() if line]
-
 
 # ---------------------------------------------------------------- PII: oracles
 
@@ -126,24 +118,12 @@ def test_pii_labelled_set_precision_and_recall_are_one() -> None:
     """Every span of pii.jsonl is found with its kind and nothing else is (hard negatives:
     order numbers, dates, prices, versions, ISBNs, Luhn- and mod-97-failing numbers):
     precision and recall 1.0 per kind on the set."""
-    rows = _jsonl("pii.jsonl")
+    rows = labelled.rows("pii.jsonl")
     assert len(rows) >= 60
-    tp = dict.fromkeys(KINDS, 0)
-    fp = dict.fromkeys(KINDS, 0)
-    fn = dict.fromkeys(KINDS, 0)
-    for row in rows:
-        text = row["text"]
-        want = set()
-        for span in row["pii"]:
-            start = text.index(span["text"])
-            want.add((span["kind"], start, start + len(span["text"])))
-        got = {(f.kind, f.start, f.end) for f in find_pii(text)}
-        for kind, *_ in got & want:
-            tp[kind] += 1
-        for kind, *_ in got - want:
-            fp[kind] += 1
-        for kind, *_ in want - got:
-            fn[kind] += 1
+    counts = labelled.pii_counts(rows)
+    tp = {k: c[0] for k, c in counts.items()}
+    fp = {k: c[1] for k, c in counts.items()}
+    fn = {k: c[2] for k, c in counts.items()}
     assert fp == dict.fromkeys(KINDS, 0), fp
     assert fn == dict.fromkeys(KINDS, 0), fn
     assert all(tp[k] >= 3 for k in KINDS), tp
@@ -161,7 +141,7 @@ def test_redact_replaces_each_finding_and_respects_kinds() -> None:
 
 def test_redacted_labelled_texts_hold_no_pii() -> None:
     """After redaction, none of the labelled spans survive and nothing is found again."""
-    for row in _jsonl("pii.jsonl"):
+    for row in labelled.rows("pii.jsonl"):
         clean = redact(row["text"])
         assert find_pii(clean) == []
         assert not any(span["text"] in clean for span in row["pii"])
@@ -295,27 +275,15 @@ def test_groundedness_scorer_is_pluggable() -> None:
     ).hallucination
 
 
-def _confusion(threshold: float) -> tuple[int, int, int, int]:
-    tp = fp = fn = tn = 0
-    for row in _jsonl("groundedness.jsonl"):
-        flagged = groundedness(row["response"], row["context"], threshold=threshold).hallucination
-        actual = not row["grounded"]
-        tp += flagged and actual
-        fp += flagged and not actual
-        fn += actual and not flagged
-        tn += not actual and not flagged
-    return tp, fp, fn, tn
-
-
 def test_groundedness_labelled_set_precision_recall() -> None:
     """Hallucination detection on groundedness.jsonl (47 examples, 26 hallucinated) at the
     default threshold 0.75. The figures are what the lexical scorer measures today; they are
     asserted exactly (the evaluator is deterministic) so any change shows up here and in
     BENCHMARKS.md. Its misses are by design: swapped names and a flipped negation use the
     context's own words; free paraphrases are flagged as unsupported."""
-    rows = _jsonl("groundedness.jsonl")
+    rows = labelled.rows("groundedness.jsonl")
     assert len(rows) >= 40
-    tp, fp, fn, tn = _confusion(0.75)
+    tp, fp, fn, tn = labelled.hallucination_counts(rows, threshold=0.75)
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     assert (tp, fp, fn, tn) == (22, 2, 4, 19)  # precision 22/24 = 0.917, recall 22/26 = 0.846
     assert precision >= 0.8 and recall >= 0.8  # the floor a change may not fall below
