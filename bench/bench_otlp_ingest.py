@@ -37,7 +37,6 @@ Prints one JSON object. Measurements only; nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import pstats
@@ -219,17 +218,22 @@ def profile_handler(bodies: list[bytes]) -> dict[str, Any]:
     out: dict[str, Any] = {"requests": len(bodies)}
     stages = {"decode": 0.0, "llm_events+price": 0.0, "spans_table": 0.0,
               "store.ingest_spans": 0.0, "store_events (events_from_rows+ingest)": 0.0}  # fmt: skip
-    spans_table = None
-    with contextlib.suppress(ImportError):  # the spans table (issue 6) may not be there
-        from watchkeeper.otlp.spans import spans_table  # type: ignore[no-redef]
+    from watchkeeper.otlp.prepare import Chunk
+    from watchkeeper.otlp.spans import spans_table
     from watchkeeper.schema.batch import receipt_time
+    from watchkeeper.schema.events import events_from_rows
+
+    def store_events(store: DuckDBStore, grouped: dict[str, list[dict[str, Any]]]) -> None:
+        now = receipt_time(None)
+        chunks = [Chunk(model, events_from_rows(events, now)) for model, events in grouped.items()]
+        api_otlp.store_chunks(store, chunks, now)
 
     with tempfile.TemporaryDirectory(prefix="wk-bench-otlp-") as d:
         store = DuckDBStore(Path(d))
         store.start()
         try:
             warm = decode_request(bodies[0], PROTOBUF)
-            api_otlp.store_events(store, llm_events(warm)[0])
+            store_events(store, llm_events(warm)[0])
             for body in bodies[1:]:
                 t0 = time.perf_counter()
                 spans = decode_request(body, PROTOBUF)
@@ -240,17 +244,15 @@ def profile_handler(bodies: list[bytes]) -> dict[str, Any]:
                 t2 = time.perf_counter()
                 stages["decode"] += t1 - t0
                 stages["llm_events+price"] += t2 - t1
-                if spans_table is not None and hasattr(store, "ingest_spans"):
-                    by_span = {e["event_id"]: e for evs in grouped.values() for e in evs}
-                    table = spans_table(spans, by_span, receipt_time(None))
-                    t3 = time.perf_counter()
-                    store.ingest_spans(table)
-                    t4 = time.perf_counter()
-                    stages["spans_table"] += t3 - t2
-                    stages["store.ingest_spans"] += t4 - t3
-                    t2 = t4
-                api_otlp.store_events(store, grouped)
-                stages["store_events (events_from_rows+ingest)"] += time.perf_counter() - t2
+                by_span = {e["event_id"]: e for evs in grouped.values() for e in evs}
+                table = spans_table(spans, by_span, receipt_time(None))
+                t3 = time.perf_counter()
+                store.ingest_spans(table)
+                t4 = time.perf_counter()
+                stages["spans_table"] += t3 - t2
+                stages["store.ingest_spans"] += t4 - t3
+                store_events(store, grouped)
+                stages["store_events (events_from_rows+ingest)"] += time.perf_counter() - t4
             n = len(bodies) - 1
             n_spans = n * len(warm)
             total = sum(stages.values())
@@ -259,14 +261,9 @@ def profile_handler(bodies: list[bytes]) -> dict[str, Any]:
             out["single_thread_spans_per_s"] = round(n_spans / total)
             out["store_ingest_events_per_s_by_batch"] = store_batches(bodies)
             prof = cProfile.Profile()
-            ingest = getattr(api_otlp, "ingest_export", None)
             prof.enable()
             for body in bodies[1 : min(len(bodies), 11)]:
-                if ingest is not None:
-                    ingest(store, body, PROTOBUF, None, prices)
-                else:
-                    g, _ = llm_events(decode_request(body, PROTOBUF))
-                    api_otlp.store_events(store, g)
+                api_otlp.ingest_export(store, body, PROTOBUF, None, prices)
             prof.disable()
             buf = io.StringIO()
             pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
@@ -322,7 +319,6 @@ def runner_throughput(bodies: list[bytes], embeddings: str) -> dict[str, Any]:
     from watchkeeper.evaluators.settings import EvaluatorSettings
     from watchkeeper.store.duckdb_store import DuckDBStore
 
-    ingest = getattr(api_otlp, "ingest_export", None)
     settings = replace(EvaluatorSettings(), embeddings=embeddings, max_per_minute=10**9)
     with tempfile.TemporaryDirectory(prefix="wk-bench-otlp-") as d:
         store = DuckDBStore(Path(d))
@@ -330,10 +326,7 @@ def runner_throughput(bodies: list[bytes], embeddings: str) -> dict[str, Any]:
         try:
 
             def put(body: bytes) -> None:
-                if ingest is not None:
-                    ingest(store, body, PROTOBUF, None, None)
-                else:
-                    api_otlp.store_events(store, llm_events(decode_request(body, PROTOBUF))[0])
+                api_otlp.ingest_export(store, body, PROTOBUF, None, None)
 
             runner = EvaluatorRunner(store, settings)
             later = datetime.now(timezone.utc) + timedelta(minutes=10)

@@ -109,17 +109,6 @@ def _span_writer() -> ThreadPoolExecutor:
         return _SPAN_WRITES
 
 
-def store_events(store: Store, grouped: Mapping[str, list[dict[str, Any]]]) -> tuple[int, str]:
-    """Store each model's events (task llm); returns (events rejected, first reason)."""
-    now = receipt_time(None)
-    chunks = []
-    step = DEFAULT_LIMITS.max_events
-    for model, events in grouped.items():
-        for i in range(0, len(events), step):
-            chunks.append(Chunk(model, None, events[i : i + step]))
-    return store_chunks(store, chunks, now)
-
-
 def store_chunks(store: Store, chunks: list[Chunk], now: datetime) -> tuple[int, str]:
     """Store prepared chunks of LLM events; returns (events rejected, first reasons).
 
@@ -132,27 +121,30 @@ def store_chunks(store: Store, chunks: list[Chunk], now: datetime) -> tuple[int,
         if chunk.table is not None:
             bad, reason = _store_table(store, chunk.model, chunk.table)
         else:
-            bad, reason = _store_chunk(store, chunk.model, chunk.rows, now)
+            assert chunk.error is not None  # prepare_export keeps the rows with their error
+            bad, reason = _store_valid(store, chunk.model, chunk.rows, chunk.error, now)
         rejected += bad
         if reason:
             reasons.append(f"{chunk.model}: {reason}")
     return rejected, "; ".join(reasons[:5])
 
 
-def _store_chunk(
-    store: Store, model: str, events: list[dict[str, Any]], now: datetime
+def _store_valid(
+    store: Store, model: str, events: list[dict[str, Any]], exc: BatchError, now: datetime
 ) -> tuple[int, str | None]:
+    """Events that made ``exc`` as a batch: the valid ones are stored, the rest counted."""
+    reason = _reason(exc)
+    good = [] if exc.status != 422 else [e for e in events if _valid(e, now)]
+    store.record_rejected(model, exc.code, len(events) - len(good))
+    if not good or len(good) == len(events):
+        return len(events), reason
     try:
-        table = events_from_rows(events, now)
-    except BatchError as exc:
-        reason = _reason(exc)
-        good = [] if exc.status != 422 else [e for e in events if _valid(e, now)]
-        store.record_rejected(model, exc.code, len(events) - len(good))
-        if not good or len(good) == len(events):
-            return len(events), reason
-        rest, _ = _store_chunk(store, model, good, now)
-        return len(events) - len(good) + rest, reason
-    return _store_table(store, model, table)
+        table = events_from_rows(good, now)
+    except BatchError as again:  # valid one by one, not together
+        rest, _ = _store_valid(store, model, good, again, now)
+    else:
+        rest, _ = _store_table(store, model, table)
+    return len(events) - len(good) + rest, reason
 
 
 def _store_table(store: Store, model: str, table: pa.Table) -> tuple[int, str | None]:

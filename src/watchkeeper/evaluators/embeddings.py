@@ -37,6 +37,7 @@ from watchkeeper.evaluators.grounded import (
     LexicalScorer,
     SentenceScorer,
     content_tokens,
+    missing_number,
     split_sentences,
 )
 from watchkeeper.evaluators.reference import token_f1
@@ -256,9 +257,7 @@ class EmbeddingScorer:
             tokens = content_tokens(sentence)
             if not tokens:
                 return None
-            if self.numbers_must_match and any(
-                t.startswith("#") and t not in vocabulary for t in tokens
-            ):
+            if self.numbers_must_match and missing_number(tokens, vocabulary):
                 return 0.0
             cosine = 0.0
             if matrix is not None:

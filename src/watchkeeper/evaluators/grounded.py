@@ -116,6 +116,12 @@ class SentenceScorer(Protocol):
         ...
 
 
+def missing_number(tokens: Sequence[str], vocabulary: set[str]) -> bool:
+    """Whether a sentence's tokens hold a number (``#``-prefixed) the context lacks: such a
+    sentence is unsupported whatever else it shares with the context."""
+    return any(t.startswith("#") and t not in vocabulary for t in tokens)
+
+
 @dataclass(frozen=True)
 class LexicalScorer:
     """Share of a sentence's content tokens found in the context (numbers must all be there)."""
@@ -129,9 +135,7 @@ class LexicalScorer:
             tokens = content_tokens(sentence)
             if not tokens:
                 return None
-            if self.numbers_must_match and any(
-                t.startswith("#") and t not in vocabulary for t in tokens
-            ):
+            if self.numbers_must_match and missing_number(tokens, vocabulary):
                 return 0.0
             return sum(t in vocabulary for t in tokens) / len(tokens)
 
