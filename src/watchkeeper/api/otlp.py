@@ -47,10 +47,7 @@ _TYPES = {
 
 def redact_pii(state: Any) -> bool:
     """Whether the server's ``evaluators.redact_pii`` setting is on (off when unset)."""
-    settings = getattr(state, "evaluator_settings", None)
-    if isinstance(settings, Mapping):
-        return bool(settings.get("redact_pii", False))
-    return bool(getattr(settings, "redact_pii", False))
+    return bool(getattr(getattr(state, "evaluator_settings", None), "redact_pii", False))
 
 
 def ingest_export(

@@ -12,7 +12,9 @@ An LLM call's context is, in order of preference:
    a list of documents or its JSON text, each with ``content``/``text``/``page_content``).
 
 Pure functions over span dicts as ``Store.trace_spans`` returns them (``attributes`` a dict
-of flat OpenTelemetry attribute keys), so they are tested without a store.
+of flat OpenTelemetry attribute keys), so they are tested without a store; the OTLP mapping
+(:mod:`watchkeeper.otlp.genai`) reads the retrieval spans of an export with the same
+:func:`is_retrieval` and :func:`retrieval_documents`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["CONTEXT_ATTRIBUTE", "call_context", "is_retrieval_span", "span_documents"]
+__all__ = [
+    "CONTEXT_ATTRIBUTE",
+    "call_context",
+    "is_retrieval",
+    "is_retrieval_span",
+    "retrieval_documents",
+    "span_documents",
+]
 
 CONTEXT_ATTRIBUTE = "watchkeeper.context"
 _OPERATION = "gen_ai.operation.name"
@@ -44,7 +53,12 @@ def _attrs(span: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def is_retrieval_span(span: Mapping[str, Any]) -> bool:
     """A GenAI retrieval span or an OpenInference RETRIEVER span."""
-    attrs = _attrs(span)
+    return is_retrieval(_attrs(span))
+
+
+def is_retrieval(attrs: Mapping[str, Any]) -> bool:
+    """Whether a span's attributes make it a retrieval: GenAI ``gen_ai.operation.name``
+    retrieval/retrieve, or OpenInference ``RETRIEVER``."""
     operation = attrs.get(_OPERATION)
     if isinstance(operation, str) and operation.lower() in _RETRIEVAL_OPERATIONS:
         return True
@@ -76,7 +90,13 @@ def _document_text(doc: Any) -> str | None:
 
 def span_documents(span: Mapping[str, Any]) -> list[str]:
     """The documents a retrieval span returned (GenAI first, then OpenInference)."""
-    attrs = _attrs(span)
+    return retrieval_documents(_attrs(span))
+
+
+def retrieval_documents(attrs: Mapping[str, Any]) -> list[str]:
+    """The documents in a retrieval span's attributes: GenAI ``gen_ai.retrieval.documents``
+    (structured or its JSON text; each document's ``content``/``text``/``page_content``),
+    then OpenInference ``retrieval.documents.N.document.content``."""
     docs: Any = attrs.get(_GENAI_DOCUMENTS)
     if isinstance(docs, str):
         try:

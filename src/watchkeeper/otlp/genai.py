@@ -16,6 +16,8 @@ from typing import Any, Final
 
 import orjson
 
+from watchkeeper.evaluators.context import CONTEXT_ATTRIBUTE, retrieval_documents
+from watchkeeper.evaluators.context import is_retrieval as is_retrieval_attributes
 from watchkeeper.llm.prices import PriceTable
 from watchkeeper.otlp.decode import Span
 from watchkeeper.schema import DEFAULT_LIMITS
@@ -39,10 +41,6 @@ TTFT_SECONDS = "gen_ai.response.time_to_first_chunk"
 FINISH_REASONS = "gen_ai.response.finish_reasons"
 OPENINFERENCE_KIND = "openinference.span.kind"
 CONVERSATION = ("gen_ai.conversation.id", "session.id")
-CONTEXT = "watchkeeper.context"  # retrieved context set by the application on the LLM span
-RETRIEVAL_OPERATIONS: Final = frozenset({"retrieval", "retrieve"})
-RETRIEVAL_DOCUMENTS = "gen_ai.retrieval.documents"
-OPENINFERENCE_DOCUMENT = "retrieval.documents.{}.document.content"
 
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -109,57 +107,19 @@ def llm_events(spans: Iterable[Span]) -> tuple[dict[str, list[dict[str, Any]]], 
 def is_retrieval(span: Span) -> bool:
     """A GenAI retrieval span (``gen_ai.operation.name`` retrieval) or an OpenInference
     RETRIEVER span."""
-    attrs = span.attributes
-    operation = attrs.get(OPERATION)
-    if isinstance(operation, str) and operation in RETRIEVAL_OPERATIONS:
-        return True
-    kind = attrs.get(OPENINFERENCE_KIND)
-    return isinstance(kind, str) and kind.upper() == "RETRIEVER"
+    return is_retrieval_attributes(span.attributes)
 
 
 def retrieved_text(span: Span) -> str | None:
-    """The documents a retrieval span returned, one per paragraph: GenAI
-    ``gen_ai.retrieval.documents`` (structured or a JSON string; each document's
-    ``content``/``text``), OpenInference ``retrieval.documents.N.document.content``, else
-    the GenAI output messages or ``output.value``."""
+    """The documents a retrieval span returned, one per paragraph
+    (:func:`~watchkeeper.evaluators.context.retrieval_documents`), else the GenAI output
+    messages or ``output.value``."""
     attrs = span.attributes
-    texts = [_document_text(d) for d in _documents(attrs.get(RETRIEVAL_DOCUMENTS))]
-    i = 0
-    while (key := OPENINFERENCE_DOCUMENT.format(i)) in attrs:
-        texts.append(_text(attrs[key]))
-        i += 1
-    found = "\n\n".join(t for t in texts if t)
     return (
-        found
+        "\n\n".join(retrieval_documents(attrs))
         or messages_text(attrs.get("gen_ai.output.messages"))
         or _text(attrs.get("output.value"))
     )
-
-
-def _documents(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return [value]
-    if isinstance(value, dict):
-        value = value.get("documents", [value])
-    return value if isinstance(value, list) else []
-
-
-def _document_text(doc: Any) -> str | None:
-    if isinstance(doc, str):
-        return _text(doc)
-    if not isinstance(doc, dict):
-        return None
-    for key in ("content", "text", "page_content"):
-        value = doc.get(key)
-        if isinstance(value, list):  # parts: [{"type": "text", "content": ...}]
-            return _message_text({"parts": value}) or None
-        if _text(value):
-            return str(value)
-    inner = doc.get("document")
-    return _document_text(inner) if isinstance(inner, dict) else None
 
 
 def conversation_id(span: Span) -> str | None:
@@ -211,7 +171,7 @@ def span_event(span: Span) -> dict[str, Any]:
     response = _captured(span, _OUTPUT_KEYS)
     if response:
         event["response"] = response[: limits.max_text_len]
-    context = _text(attrs.get(CONTEXT))
+    context = _text(attrs.get(CONTEXT_ATTRIBUTE))
     if context:
         event["context"] = context[: limits.max_text_len]
     segments = {}
