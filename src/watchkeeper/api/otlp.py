@@ -12,9 +12,7 @@ so a resent request stores nothing twice).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import Any
 
@@ -67,43 +65,22 @@ def ingest_export(
         prepared = pool.prepare(body, content_type, content_encoding, redact, now)
     else:
         prepared = prepare_export(body, content_type, content_encoding, prices, redact, now)
-    if not prepared.chunks:
-        store.ingest_spans(prepared.spans)
-        return 0, ""
-    # The spans' write is queued first and waited for last: while the store's writer inserts
-    # the spans this thread queues the events, and the two writes (and other requests')
-    # share the writer's group commit, so an export waits for one commit, not two.
-    spans_written = _span_writer().submit(store.ingest_spans, prepared.spans)
-    try:
-        result = store_chunks(store, prepared.chunks, now)
-    except StoreBusyError:
-        # a queue with room for one of the two writes: once the spans are in (or refused
-        # too, which raises), the events are tried again; event ids make the retry safe
-        spans_written.result()
-        return store_chunks(store, prepared.chunks, now)
-    except BaseException:
-        wait([spans_written])
-        raise
-    try:
-        spans_written.result()  # a StoreError other than busy propagates as the events' would
-    except StoreBusyError:
-        # the events took the queue's last room: now that they are in, the spans may go
-        store.ingest_spans(prepared.spans)
-    return result
-
-
-_SPAN_WRITES: ThreadPoolExecutor | None = None
-_SPAN_WRITES_LOCK = threading.Lock()
-
-
-def _span_writer() -> ThreadPoolExecutor:
-    """Threads that hand span batches to the store and wait for their commit (they only
-    wait: the store's single writer does the work)."""
-    global _SPAN_WRITES
-    with _SPAN_WRITES_LOCK:
-        if _SPAN_WRITES is None:
-            _SPAN_WRITES = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wk-otlp-spans")
-        return _SPAN_WRITES
+    # The spans and the valid events go to the store's writer as one request (they share a
+    # group commit, and a full queue refuses them together: the exporter's retry is safe,
+    # spans are keyed by ids and events by span ids); chunks with invalid events follow.
+    ready = [c for c in prepared.chunks if c.table is not None]
+    answers = store.ingest_export(prepared.spans, [(c.model, c.table) for c in ready])
+    rejected = 0
+    reasons: list[str] = []
+    for chunk, answer in zip(ready, answers, strict=True):
+        if isinstance(answer, StoreError):
+            assert chunk.table is not None
+            bad, reason = _refused(store, chunk.model, chunk.table.num_rows, answer)
+            rejected += bad
+            reasons.append(f"{chunk.model}: {reason}")
+    invalid = [c for c in prepared.chunks if c.table is None]
+    more, why = store_chunks(store, invalid, now)
+    return rejected + more, "; ".join([*reasons, *([why] if why else [])][:5])
 
 
 def store_chunks(store: Store, chunks: list[Chunk], now: datetime) -> tuple[int, str]:
@@ -148,11 +125,16 @@ def _store_table(store: Store, model: str, table: pa.Table) -> tuple[int, str | 
     try:
         store.ingest_events(model, table, task="llm")
     except StoreError as exc:
-        if exc.status == 503:
-            raise
-        store.record_rejected(model, exc.code, table.num_rows)
-        return table.num_rows, str(exc)
+        return _refused(store, model, table.num_rows, exc)
     return 0, None
+
+
+def _refused(store: Store, model: str, rows: int, exc: StoreError) -> tuple[int, str]:
+    """A batch the store refused: counted (503s propagate, for the exporter to retry)."""
+    if exc.status == 503:
+        raise exc
+    store.record_rejected(model, exc.code, rows)
+    return rows, str(exc)
 
 
 def _valid(event: dict[str, Any], now: datetime) -> bool:

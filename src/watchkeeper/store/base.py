@@ -459,6 +459,14 @@ class Store(Protocol):
         already stored (same trace and span id) are skipped. How many were new."""
         ...
 
+    def ingest_export(
+        self, spans: pa.Table, events: Sequence[tuple[str, pa.Table]], *, task: str = "llm"
+    ) -> list[IngestResult | StoreError]:
+        """An OTLP export's spans and its LLM events (a batch per model) in one request to
+        the writer: queued together or refused together (StoreBusyError). Per events batch
+        its IngestResult or the StoreError that refused it; a failure of the spans raises."""
+        ...
+
     def trace_spans(self, trace_id: str) -> list[dict[str, Any]]:
         """A trace's spans by start time: the ``spans`` columns as keys, attributes, events
         and resource decoded, times aware UTC. Empty when the trace is unknown."""

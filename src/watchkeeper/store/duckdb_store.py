@@ -28,6 +28,7 @@ from watchkeeper.store.base import (
     IngestResult,
     ModelInfo,
     SchemaConflictError,
+    StoreError,
     UnknownModelError,
     WindowQuery,
 )
@@ -327,6 +328,43 @@ class DuckDBStore(
         self, model: str, batch: pa.Table, *, task: str | None = None
     ) -> IngestResult:
         """Store a normalized event batch; returns after the commit that holds it."""
+        op = self._events_op(model, batch, task)
+        self._enqueue([op])
+        return op.future.result()  # type: ignore[no-any-return]
+
+    def ingest_export(
+        self, spans: pa.Table, events: Sequence[tuple[str, pa.Table]], *, task: str = "llm"
+    ) -> list[IngestResult | StoreError]:
+        """An OTLP export's spans and its LLM events (a batch per model) queued together (one
+        back-pressure check: all or nothing) and answered after the commit(s) that hold them.
+        Per events batch its IngestResult, or the StoreError that refused it; the spans'
+        failure, StoreBusyError and StoreClosedError raise."""
+        out: list[IngestResult | StoreError | None] = []
+        ops: list[Op] = []
+        for model, batch in events:
+            try:
+                ops.append(self._events_op(model, batch, task))
+                out.append(None)
+            except StoreError as exc:  # a schema conflict found before queueing
+                out.append(exc)
+        span_op = self._spans_op(spans) if spans.num_rows else None
+        self._enqueue(([span_op] if span_op else []) + ops)
+        if span_op is not None:
+            span_op.future.result()
+        answers = iter(ops)
+        results: list[IngestResult | StoreError] = []
+        for known in out:
+            if known is not None:
+                results.append(known)
+                continue
+            try:
+                results.append(next(answers).future.result())
+            except StoreError as exc:
+                results.append(exc)
+        return results
+
+    def _events_op(self, model: str, batch: pa.Table, task: str | None) -> Op:
+        """The write of one event batch (with the DDL a new model or feature needs)."""
         batch = _naive_utc(batch, "ts")
         wanted = self._batch_features(batch)
         self._check_conflicts(self._model_or_none(model), batch)
@@ -357,10 +395,10 @@ class DuckDBStore(
             self._con.commit()
             holder["m"] = m
 
-        return self._submit(  # type: ignore[no-any-return]
+        return Op(
             lambda: self._insert_events(holder["m"], batch),
             batch.num_rows,
-            ddl,
+            ddl=ddl,
             events=(holder, batch),
         )
 

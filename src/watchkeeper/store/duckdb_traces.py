@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from watchkeeper.store.duckdb_reads import first
+from watchkeeper.store.duckdb_writer import Op
 
 DDL = """
 CREATE TABLE IF NOT EXISTS spans (trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR,
@@ -160,6 +161,7 @@ class Traces:
 
     _con: duckdb.DuckDBPyConnection | None
     _submit: Callable[..., Any]
+    _enqueue: Callable[[list[Op]], None]
     _cursor: Callable[[], duckdb.DuckDBPyConnection]
 
     # ------------------------------------------------------------------ writes
@@ -169,12 +171,18 @@ class Traces:
         are inserted together (:meth:`_insert_span_group`)."""
         if batch.num_rows == 0:
             return 0
-        result: int = self._submit(
+        op = self._spans_op(batch)
+        self._enqueue([op])
+        result: int = op.future.result()
+        return result
+
+    def _spans_op(self, batch: pa.Table) -> Op:
+        """The write of an export's spans, merged with the other exports' of its group."""
+        return Op(
             lambda: self._insert_span_group([batch])[0],
             batch.num_rows,
             merge=(self._insert_span_group, batch),
         )
-        return result
 
     def _insert_span_group(self, batches: list[pa.Table]) -> list[int]:
         """Several exports' spans in one insert (on the writer, inside its transaction):

@@ -79,8 +79,16 @@ class Writer:
         events: tuple[dict[str, ModelState], pa.Table] | None = None,
         merge: tuple[Callable[[list[Any]], list[Any]], Any] | None = None,
     ) -> Any:
+        """Queue one write and wait for the commit that holds it; its answer."""
+        op = Op(fn, rows, ddl=ddl, events=events, merge=merge)
+        self._enqueue([op])
+        return op.future.result()
+
+    def _enqueue(self, ops: list[Op]) -> None:
+        """Queue writes together: all of them, or (StoreBusyError, StoreClosedError) none."""
         if self._closed:
             raise StoreClosedError("the server is shutting down; retry shortly")
+        rows = sum(op.rows for op in ops)
         with self._pending_lock:
             if self._pending_rows + rows > self._max_pending_rows and self._pending_rows > 0:
                 self.telemetry.rejected("busy", rows)
@@ -88,9 +96,8 @@ class Writer:
                     f"the write queue is full ({self._pending_rows} rows waiting); retry shortly"
                 )
             self._pending_rows += rows
-        op = Op(fn, rows, ddl=ddl, events=events, merge=merge)
-        self._queue.put(op)
-        return op.future.result()
+        for op in ops:
+            self._queue.put(op)
 
     def _write_loop(self) -> None:
         assert self._con is not None
