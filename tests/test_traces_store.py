@@ -365,3 +365,48 @@ def test_stepped_listing_equals_one_pass_over_the_range(
             monkeypatch.undo()
             assert stepped == whole, (lo, hi, case)
     assert sum(map(len, pages(start=ranges[0][0], end=ranges[0][1], limit=25))) == 300
+
+
+def _events(ids: list[str], **fields: Any) -> Any:
+    from watchkeeper.schema.events import events_from_rows
+
+    rows = [{"event_id": i, "timestamp": NOW.timestamp() - 60, **fields} for i in ids]
+    return events_from_rows(rows, NOW)
+
+
+def test_an_export_is_queued_whole_and_answered_per_model(tmp_path: Path) -> None:
+    """``ingest_export``: the spans and each model's events in one request to the writer;
+    a batch the store refuses (a feature of another type) is answered with its error while
+    the others are stored; a full queue refuses the whole export and queues nothing."""
+    from watchkeeper.store.base import IngestResult, SchemaConflictError, StoreBusyError
+
+    store = DuckDBStore(tmp_path, max_pending_rows=5)
+    store.start()
+    try:
+        store.ingest_events("m1", _events(["a"], features={"x": 1.0}), task="llm")
+        table = spans_table([span(9, 1), span(9, 2, parent=1)], {}, RECEIVED)
+        answers = store.ingest_export(
+            table,
+            [("m1", _events(["b"], features={"x": "text"})), ("m2", _events(["c", "d"]))],
+        )
+        assert isinstance(answers[0], SchemaConflictError)
+        assert answers[1] == IngestResult(accepted=2, duplicates=0)
+        assert len(store.trace_spans(f"{9:032x}")) == 2
+
+        gate, running = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            running.set()
+            gate.wait(10)
+
+        busy = threading.Thread(target=store._submit, args=(hold, 5))
+        busy.start()
+        assert running.wait(10)
+        with pytest.raises(StoreBusyError):
+            store.ingest_export(spans_table([span(10, 1)], {}, RECEIVED), [("m2", _events(["e"]))])
+        assert store.stats()["queue_requests"] == 0  # nothing of it was queued
+        gate.set()
+        busy.join()
+        assert store.trace_spans(f"{10:032x}") == []
+    finally:
+        store.close()
